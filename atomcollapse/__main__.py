@@ -1,0 +1,5 @@
+import sys
+
+from atomcollapse.cli import main
+
+sys.exit(main())

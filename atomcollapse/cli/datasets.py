@@ -1,0 +1,66 @@
+"""``atomcollapse datasets list|show``: what stores exist, their counts, elements and targets."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from atomcollapse.cli.common import console, state
+from atomcollapse.constants import QM9_BENCHMARK_TARGETS
+from atomcollapse.data.store import data_root, list_stores, open_store
+from atomcollapse.units import convert
+
+app = typer.Typer(help="List and describe dataset stores.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_() -> None:
+    """All stores under the data root."""
+    stores = list_stores(state.data_root)
+    if not stores:
+        console.print(f"no stores under {data_root(state.data_root) / 'stores'}")
+        return
+    t = Table("name", "kind", "structures", "atoms", "elements", "targets", "content hash")
+    for s in stores:
+        m = s.manifest
+        t.add_row(
+            s.name, s.kind, f"{m['n_structures']:,}", f"{m['n_atoms']:,}", " ".join(m["elements"]),
+            str(len(m["targets"])), m["content_hash"][:12],
+        )  # fmt: skip
+    console.print(t)
+
+
+@app.command("show")
+def show(name: str = typer.Argument(..., help="Store name or path.")) -> None:
+    """Counts, elements and per-target statistics with units."""
+    s = open_store(name, state.data_root)
+    m = s.manifest
+    console.print(f"[bold]{m['name']}[/] ({m['kind']}) at {s.path}")
+    aps = m["atoms_per_structure"]
+    console.print(
+        f"{m['n_structures']:,} structures, {m['n_atoms']:,} atoms "
+        f"({aps['min']}-{aps['max']} per structure, mean {aps['mean']:.1f}); "
+        f"elements: {' '.join(m['elements'])}"
+    )
+    src = m["source"]
+    console.print(f"source: {src.get('format', '?')}  content hash: {m['content_hash'][:16]}")
+    for f in src.get("files", []):
+        console.print(f"  {f['name']}  sha256 {f['sha256'][:16]}")
+    t = Table("target", "description", "unit", "mean", "std", "min", "max", "report unit", "benchmark")
+    for tname, info in m["targets"].items():
+        unit = info["unit"]
+        rep = info.get("report_unit", unit)
+
+        def fmt(x: float, _u: str = unit, _r: str = rep) -> str:
+            return f"{convert(x, _u, _r):.5g}"
+
+        t.add_row(
+            tname, info.get("description", ""), unit, fmt(info["mean"]), fmt(info["std"]),
+            fmt(info["min"]), fmt(info["max"]), rep,
+            "*" if tname in QM9_BENCHMARK_TARGETS and m["name"].startswith("qm9") else "",
+        )  # fmt: skip
+    t.caption = "mean/std/min/max are in the report unit"
+    console.print(t)
+    for group in ("atom_arrays", "structure_arrays"):
+        for k, v in m.get(group, {}).items():
+            console.print(f"{group[:-7]} array {k} [{v.get('unit', '')}]")

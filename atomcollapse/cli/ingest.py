@@ -1,0 +1,85 @@
+"""``atomcollapse ingest ...``: read a source format and write one canonical store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from atomcollapse.cli.common import console, state
+from atomcollapse.data.sources import Ingested
+from atomcollapse.data.store import store_path, write_store
+
+app = typer.Typer(help="Read QM9, MatBench or extxyz data into a canonical dataset store.", no_args_is_help=True)
+
+
+def _write(ing: Ingested, name: str, overwrite: bool) -> None:
+    target = store_path(name, state.data_root)
+    write_store(
+        ing.structures, target, name=name, kind=ing.kind, source=ing.source,
+        target_info=ing.target_info, extra=ing.extra, overwrite=overwrite,
+    )  # fmt: skip
+    console.print(f"wrote [bold]{name}[/]: {len(ing.structures):,} structures, "
+                  f"{ing.structures.n_atoms:,} atoms -> {target}")  # fmt: skip
+
+
+def _exists(name: str) -> bool:
+    return (store_path(name, state.data_root) / "manifest.json").is_file()
+
+
+@app.command("qm9")
+def qm9(
+    source: Path | None = typer.Option(
+        None, "--source",
+        help="dsgdb9nsd.xyz.tar.bz2, a folder of its .xyz files, or PyG's raw gdb9.sdf "
+        "(with gdb9.sdf.csv beside it). Default: the qm9pack package's CSVs.",
+    ),
+    uncharacterized: Path | None = typer.Option(
+        None, "--uncharacterized", help="uncharacterized.txt: drop the 3,054 molecules it lists."
+    ),
+    download: bool = typer.Option(False, "--download", help="Download the original tarball (checksummed)."),
+    name: str = typer.Option("qm9", "--name", help="Store name."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Do nothing if the store exists."),
+) -> None:
+    """QM9: 130,831 molecules (qm9pack) or 133,885 (original tarball), 15 properties in raw units."""
+    if skip_existing and _exists(name):
+        console.print(f"store [bold]{name}[/] exists; skipping ingest")
+        return
+    from atomcollapse.data.sources.qm9 import load_qm9
+
+    ing = load_qm9(source, uncharacterized=uncharacterized, download=download, data_root=state.data_root)
+    _write(ing, name, overwrite)
+
+
+@app.command("matbench")
+def matbench(
+    task: str = typer.Argument(..., help="MatBench task, e.g. matbench_mp_gap."),
+    source: Path | None = typer.Option(None, "--source", help="<task>.json.gz in MatBench's format."),
+    folds: Path | None = typer.Option(
+        None, "--folds", help="matbench_v0.1_validation.json (official folds; default: from the matbench wheel if installed)."
+    ),
+    download: bool = typer.Option(False, "--download", help="Download the task file (checksummed)."),
+    name: str | None = typer.Option(None, "--name", help="Store name [default: the task name]."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
+) -> None:
+    """A MatBench structure task: pymatgen structures and their target."""
+    from atomcollapse.data.sources.matbench import load_matbench
+
+    ing = load_matbench(task, source, folds=folds, download=download, data_root=state.data_root)
+    _write(ing, name or task, overwrite)
+
+
+@app.command("extxyz")
+def extxyz(
+    files: list[Path] = typer.Argument(..., help="extxyz (or other ASE-readable) files with energy/forces."),
+    name: str = typer.Option(..., "--name", help="Store name."),
+    energy_key: str | None = typer.Option(None, "--energy-key", help="info key of the energy [default: ASE's]."),
+    forces_key: str | None = typer.Option(None, "--forces-key", help="arrays key of the forces [default: ASE's]."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
+) -> None:
+    """Force-field frames (energy in eV, forces in eV/A, stress in GPa) into a force-field store."""
+    from atomcollapse.data.sources.extxyz import load_extxyz
+
+    ing = load_extxyz(files, energy_key=energy_key, forces_key=forces_key)
+    _write(ing, name, overwrite)

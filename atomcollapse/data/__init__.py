@@ -1,0 +1,1 @@
+"""Canonical dataset schema, the on-disk store, sources and neighbour lists."""

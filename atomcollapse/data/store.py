@@ -1,0 +1,294 @@
+"""The on-disk dataset store: one directory of ``.npy`` arrays plus ``manifest.json``.
+
+Arrays are opened memory-mapped, so opening QM9 costs milliseconds and iterating it touches only
+the pages it reads. The manifest records source file hashes, counts, units, the schema version
+and a content hash over every array; the directory is written under a temporary name and
+renamed into place, so a killed ingest never leaves a half-written store.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from atomcollapse.artifacts import (
+    MANIFEST,
+    atomic_directory,
+    code_version,
+    now_utc,
+    read_manifest,
+    sha256_arrays,
+    write_json_atomic,
+)
+from atomcollapse.constants import SYMBOLS
+from atomcollapse.data.schema import KINDS, Structures
+from atomcollapse.errors import InputError
+
+SCHEMA_VERSION = 1
+DATA_ROOT_ENV = "ATOMCOLLAPSE_DATA"
+_CORE = ("numbers", "positions", "offsets", "cell", "pbc", "ids")
+_PREFIX = {"columns": "col.", "targets": "target.", "atom_arrays": "atom.", "structure_arrays": "struct."}
+
+
+def data_root(root: str | Path | None = None) -> Path:
+    """The folder holding ``stores/`` and ``raw/``: argument, else $ATOMCOLLAPSE_DATA, else ./data."""
+    return Path(root or os.environ.get(DATA_ROOT_ENV) or "data")
+
+
+def store_path(name_or_path: str | Path, root: str | Path | None = None) -> Path:
+    """A store given by path (a directory with a manifest) or by name under ``<root>/stores``."""
+    p = Path(name_or_path)
+    if (p / MANIFEST).is_file():
+        return p
+    return data_root(root) / "stores" / str(name_or_path)
+
+
+def _arrays_of(s: Structures) -> dict[str, np.ndarray]:
+    arrays = {
+        "numbers": np.asarray(s.numbers, dtype=np.int16),
+        "positions": np.asarray(s.positions, dtype=np.float64),
+        "offsets": np.asarray(s.offsets, dtype=np.int64),
+        "cell": np.asarray(s.cell, dtype=np.float64),
+        "pbc": np.asarray(s.pbc, dtype=bool),
+        "ids": np.asarray(s.ids, dtype=str),
+    }
+    for group, prefix in _PREFIX.items():
+        for name, values in getattr(s, group).items():
+            arr = np.asarray(values)
+            if group == "columns":
+                arr = arr.astype(str)
+            elif arr.dtype.kind != "b":
+                arr = arr.astype(np.float64)
+            arrays[prefix + name] = arr
+    return arrays
+
+
+def write_store(
+    structures: Structures,
+    target: str | Path,
+    *,
+    name: str,
+    kind: str,
+    source: dict[str, Any],
+    target_info: dict[str, dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Validate ``structures`` and write them as a store at ``target`` (atomically)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}")
+    src = str(source.get("label") or source.get("format") or name)
+    structures.validate(src)
+    arrays = _arrays_of(structures)
+    n_atoms = np.diff(structures.offsets)
+    targets = {}
+    for t, values in structures.targets.items():
+        v = np.asarray(values, dtype=np.float64)
+        targets[t] = {
+            "unit": structures.target_units[t],
+            **(target_info or {}).get(t, {}),
+            "count": int(v.size),
+            "mean": float(v.mean()),
+            "std": float(v.std()),
+            "min": float(v.min()),
+            "max": float(v.max()),
+        }
+    manifest = {
+        "artifact": "dataset",
+        "schema_version": SCHEMA_VERSION,
+        "name": name,
+        "kind": kind,
+        "n_structures": len(structures),
+        "n_atoms": structures.n_atoms,
+        "atoms_per_structure": {"min": int(n_atoms.min()), "max": int(n_atoms.max()), "mean": float(n_atoms.mean())},
+        "elements": structures.elements(),
+        "columns": sorted(structures.columns),
+        "targets": targets,
+        "atom_arrays": {k: {"unit": structures.array_units.get(k, "")} for k in structures.atom_arrays},
+        "structure_arrays": {k: {"unit": structures.array_units.get(k, "")} for k in structures.structure_arrays},
+        "source": source,
+        "extra": extra or {},
+        "content_hash": sha256_arrays(arrays),
+        "created_by": {"tool": "atomcollapse", "version": code_version()},
+        "created_at": now_utc(),
+    }
+    with atomic_directory(target, overwrite=overwrite) as tmp:
+        for key, arr in arrays.items():
+            np.save(tmp / f"{key}.npy", arr, allow_pickle=False)
+        write_json_atomic(tmp / MANIFEST, manifest)
+    return Path(target)
+
+
+@dataclass
+class StructureView:
+    """One structure read from a store (arrays are views into the memory map)."""
+
+    id: str
+    numbers: np.ndarray
+    positions: np.ndarray
+    cell: np.ndarray
+    pbc: np.ndarray
+
+    def to_ase(self):
+        from ase import Atoms
+
+        return Atoms(numbers=self.numbers, positions=self.positions, cell=self.cell, pbc=self.pbc)
+
+
+class Store:
+    """A read-only, memory-mapped dataset store."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise InputError("dataset store not found (run `atomcollapse ingest ...` first)", file=self.path)
+        self.manifest = read_manifest(self.path)
+        if self.manifest.get("artifact") != "dataset":
+            raise InputError("not a dataset store", file=self.path)
+        if self.manifest.get("schema_version") != SCHEMA_VERSION:
+            raise InputError(
+                f"store schema version {self.manifest.get('schema_version')} is not {SCHEMA_VERSION}; re-ingest",
+                file=self.path,
+            )
+        self._cache: dict[str, np.ndarray] = {}
+
+    def _load(self, key: str) -> np.ndarray:
+        if key not in self._cache:
+            f = self.path / f"{key}.npy"
+            if not f.is_file():
+                raise InputError(f"store is missing {key}.npy", file=self.path)
+            try:
+                self._cache[key] = np.load(f, mmap_mode="r", allow_pickle=False)
+            except ValueError as e:
+                raise InputError(f"corrupt array {key}.npy ({e})", file=self.path) from None
+        return self._cache[key]
+
+    name = property(lambda self: self.manifest["name"])
+    kind = property(lambda self: self.manifest["kind"])
+    content_hash = property(lambda self: self.manifest["content_hash"])
+    numbers = property(lambda self: self._load("numbers"))
+    positions = property(lambda self: self._load("positions"))
+    offsets = property(lambda self: self._load("offsets"))
+    cell = property(lambda self: self._load("cell"))
+    pbc = property(lambda self: self._load("pbc"))
+    ids = property(lambda self: self._load("ids"))
+
+    def __len__(self) -> int:
+        return int(self.manifest["n_structures"])
+
+    @property
+    def target_names(self) -> list[str]:
+        return list(self.manifest["targets"])
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self.manifest["columns"])
+
+    def has_column(self, name: str) -> bool:
+        return name in self.manifest["columns"]
+
+    def target(self, name: str) -> np.ndarray:
+        """Target values in their stored unit (see :meth:`target_unit`)."""
+        if name not in self.manifest["targets"]:
+            raise InputError(
+                f"dataset has no target {name!r}; it has: {', '.join(self.target_names) or 'none'}",
+                file=self.path,
+            )
+        return self._load(f"target.{name}")
+
+    def target_unit(self, name: str) -> str:
+        self.target(name)
+        return self.manifest["targets"][name]["unit"]
+
+    def column(self, name: str) -> np.ndarray:
+        if name not in self.manifest["columns"]:
+            raise InputError(f"dataset has no column {name!r}", file=self.path)
+        return self._load(f"col.{name}")
+
+    def atom_array(self, name: str) -> np.ndarray:
+        if name not in self.manifest["atom_arrays"]:
+            raise InputError(f"dataset has no per-atom array {name!r}", file=self.path)
+        return self._load(f"atom.{name}")
+
+    def structure_array(self, name: str) -> np.ndarray:
+        if name not in self.manifest["structure_arrays"]:
+            raise InputError(f"dataset has no per-structure array {name!r}", file=self.path)
+        return self._load(f"struct.{name}")
+
+    @cached_property
+    def n_atoms(self) -> np.ndarray:
+        """Atoms per structure."""
+        return np.diff(np.asarray(self.offsets))
+
+    def structure(self, i: int) -> StructureView:
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        return StructureView(
+            id=str(self.ids[i]),
+            numbers=self.numbers[a:b],
+            positions=self.positions[a:b],
+            cell=self.cell[i],
+            pbc=self.pbc[i],
+        )
+
+    def __iter__(self) -> Iterator[StructureView]:
+        for i in range(len(self)):
+            yield self.structure(i)
+
+    def table(self) -> pd.DataFrame:
+        """Per-structure table: id, text columns and targets (stored units)."""
+        data: dict[str, Any] = {"id": np.asarray(self.ids)}
+        for c in self.column_names:
+            data[c] = np.asarray(self.column(c))
+        for t in self.target_names:
+            data[t] = np.asarray(self.target(t))
+        return pd.DataFrame(data)
+
+    def to_structures(self) -> Structures:
+        """Load everything into memory as :class:`Structures` (for re-writing or subsetting)."""
+        m = self.manifest
+        return Structures(
+            numbers=np.asarray(self.numbers),
+            positions=np.asarray(self.positions),
+            offsets=np.asarray(self.offsets),
+            cell=np.asarray(self.cell),
+            pbc=np.asarray(self.pbc),
+            ids=np.asarray(self.ids),
+            columns={c: np.asarray(self.column(c)) for c in self.column_names},
+            targets={t: np.asarray(self.target(t)) for t in self.target_names},
+            target_units={t: m["targets"][t]["unit"] for t in self.target_names},
+            atom_arrays={k: np.asarray(self.atom_array(k)) for k in m["atom_arrays"]},
+            structure_arrays={k: np.asarray(self.structure_array(k)) for k in m["structure_arrays"]},
+            array_units={**{k: v["unit"] for k, v in m["atom_arrays"].items()},
+                         **{k: v["unit"] for k, v in m["structure_arrays"].items()}},
+        )  # fmt: skip
+
+    def verify(self) -> None:
+        """Recompute the content hash; raise InputError when the files were altered."""
+        keys = [p.stem for p in self.path.glob("*.npy")]
+        arrays = {k: np.load(self.path / f"{k}.npy", allow_pickle=False) for k in keys}
+        if sha256_arrays(arrays) != self.content_hash:
+            raise InputError("content hash mismatch: the store's files were modified", file=self.path)
+
+    def elements(self) -> list[str]:
+        return list(self.manifest["elements"])
+
+
+def open_store(name_or_path: str | Path, root: str | Path | None = None) -> Store:
+    return Store(store_path(name_or_path, root))
+
+
+def list_stores(root: str | Path | None = None) -> list[Store]:
+    base = data_root(root) / "stores"
+    if not base.is_dir():
+        return []
+    return [Store(p) for p in sorted(base.iterdir()) if (p / MANIFEST).is_file()]
+
+
+__all__ = ["SYMBOLS", "Store", "data_root", "list_stores", "open_store", "store_path", "write_store"]
