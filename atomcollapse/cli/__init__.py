@@ -34,10 +34,11 @@ def _root(
 
 
 def _register() -> None:
-    from atomcollapse.cli import datasets, ingest
+    from atomcollapse.cli import datasets, ingest, split
 
     app.add_typer(ingest.app, name="ingest")
     app.add_typer(datasets.app, name="datasets")
+    app.add_typer(split.app, name="split")
 
 
 _register()

@@ -1,0 +1,1 @@
+"""Backbones behind one small interface, heads, and checkpoints."""

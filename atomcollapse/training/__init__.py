@@ -1,0 +1,1 @@
+"""One training loop; strategies choose parameter groups, frozen parts, losses and task sampling."""
