@@ -31,13 +31,17 @@ def _exists(name: str) -> bool:
 def qm9(
     source: Path | None = typer.Option(
         None, "--source",
-        help="dsgdb9nsd.xyz.tar.bz2, a folder of its .xyz files, or PyG's raw gdb9.sdf "
-        "(with gdb9.sdf.csv beside it). Default: the qm9pack package's CSVs.",
+        help="dsgdb9nsd.xyz.tar.bz2, a folder of its .xyz files, PyG's raw gdb9.sdf "
+        "(with gdb9.sdf.csv beside it), or qm9pack-style qm9_part*.csv (a file or folder). "
+        "Default: the qm9pack package's CSVs.",
     ),
     uncharacterized: Path | None = typer.Option(
         None, "--uncharacterized", help="uncharacterized.txt: drop the 3,054 molecules it lists."
     ),
-    download: bool = typer.Option(False, "--download", help="Download the original tarball (checksummed)."),
+    download: bool = typer.Option(
+        False, "--download", help="Download the original tarball (checksummed) and its "
+        "uncharacterized.txt, keeping the 130,831 consistent molecules.",
+    ),
     name: str = typer.Option("qm9", "--name", help="Store name."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Do nothing if the store exists."),

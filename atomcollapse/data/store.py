@@ -51,7 +51,7 @@ def store_path(name_or_path: str | Path, root: str | Path | None = None) -> Path
 
 
 def _arrays_of(s: Structures) -> dict[str, np.ndarray]:
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "numbers": np.asarray(s.numbers, dtype=np.int16),
         "positions": np.asarray(s.positions, dtype=np.float64),
         "offsets": np.asarray(s.offsets, dtype=np.int64),
