@@ -15,6 +15,9 @@ HARTREE_EV = 27.211386245988
 BOHR_ANGSTROM = 0.529177210903
 KCAL_MOL_EV = 0.0433641043
 EV_A3_GPA = 160.21766208
+E_BOHR_DEBYE = 2.541746473  # 1 e*a0 in Debye
+KB_EV = 8.617333262e-5  # Boltzmann constant, eV/K
+AMU_A2_FS2_EV = 103.6426965  # 1 amu*A^2/fs^2 in eV
 
 # Each unit: (dimension, factor to the dimension's base unit).
 _UNITS: Mapping[str, tuple[str, float]] = {
@@ -39,6 +42,7 @@ _UNITS: Mapping[str, tuple[str, float]] = {
     "log10(GPa)": ("log10 pressure", 1.0),
     # dipole, base Debye
     "D": ("dipole", 1.0),
+    "e*a0": ("dipole", E_BOHR_DEBYE),
     # volume-like (polarisability), base a0^3
     "a0^3": ("length^3", 1.0),
     "A^3": ("length^3", 1.0 / BOHR_ANGSTROM**3),
@@ -68,8 +72,8 @@ def dimension(unit: str) -> str:
 
 def factor(from_unit: str, to_unit: str) -> float:
     """Multiplicative factor taking a value in ``from_unit`` to ``to_unit``."""
-    d_from, f_from = _UNITS[from_unit] if from_unit in _UNITS else (None, 0.0)
-    d_to, f_to = _UNITS[to_unit] if to_unit in _UNITS else (None, 0.0)
+    d_from, f_from = _UNITS.get(from_unit, (None, 0.0))
+    d_to, f_to = _UNITS.get(to_unit, (None, 0.0))
     if d_from is None or d_to is None:
         bad = from_unit if d_from is None else to_unit
         raise ValueError(f"unknown unit {bad!r}; known: {', '.join(_UNITS)}")

@@ -27,5 +27,7 @@ def make_molecules(n: int = 5, seed: int = 0):
 @pytest.fixture
 def tiny_store(tmp_path):
     s = make_molecules()
-    path = write_store(s, tmp_path / "stores" / "tiny", name="tiny", kind="molecules", source={"format": "test"})
+    path = write_store(
+        s, tmp_path / "stores" / "tiny", name="tiny", kind="molecules", source={"format": "test"}
+    )
     return open_store(path)

@@ -23,7 +23,10 @@ app = typer.Typer(
 @app.callback()
 def _root(
     data_root: Path | None = typer.Option(
-        None, "--data-root", envvar="ATOMCOLLAPSE_DATA", help="Folder for stores/ and raw/ \\[default: ./data]."
+        None,
+        "--data-root",
+        envvar="ATOMCOLLAPSE_DATA",
+        help="Folder for stores/ and raw/ \\[default: ./data].",
     ),
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
 ) -> None:
@@ -34,11 +37,17 @@ def _root(
 
 
 def _register() -> None:
-    from atomcollapse.cli import datasets, ingest, split
+    from atomcollapse.cli import datasets, ingest, label, split
 
     app.add_typer(ingest.app, name="ingest")
     app.add_typer(datasets.app, name="datasets")
     app.add_typer(split.app, name="split")
+    app.add_typer(label.app, name="label")
+    __import__("atomcollapse.cli.report", fromlist=["register"]).register(app)
+    from atomcollapse.cli import train as train_cmd
+
+    app.command("train")(train_cmd.train)
+    app.command("pretrain")(train_cmd.pretrain)
 
 
 _register()
@@ -57,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # typer.Exit and usage errors
         return int(e.code or 0) if isinstance(e.code, int) else 1
     except Exception as e:  # click usage errors come through standalone_mode=False
-        import click
+        try:
+            import click
+        except ModuleNotFoundError:  # typer >= 0.2x vendors click as typer._click
+            from typer import _click as click
 
         if isinstance(e, click.exceptions.ClickException):
             e.show()

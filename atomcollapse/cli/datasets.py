@@ -46,7 +46,9 @@ def show(name: str = typer.Argument(..., help="Store name or path.")) -> None:
     console.print(f"source: {src.get('format', '?')}  content hash: {m['content_hash'][:16]}")
     for f in src.get("files", []):
         console.print(f"  {f['name']}  sha256 {f['sha256'][:16]}")
-    t = Table("target", "description", "unit", "mean", "std", "min", "max", "report unit", "benchmark")
+    t = Table(
+        "target", "description", "unit", "mean", "std", "min", "max", "report unit", "benchmark"
+    )
     for tname, info in m["targets"].items():
         unit = info["unit"]
         rep = info.get("report_unit", unit)
@@ -63,4 +65,4 @@ def show(name: str = typer.Argument(..., help="Store name or path.")) -> None:
     console.print(t)
     for group in ("atom_arrays", "structure_arrays"):
         for k, v in m.get(group, {}).items():
-            console.print(f"{group[:-7]} array {k} [{v.get('unit', '')}]")
+            console.print(f"{group[:-7]} array {k} \\[{v.get('unit', '')}]")

@@ -10,7 +10,9 @@ from atomcollapse.cli.common import console, state
 from atomcollapse.data.sources import Ingested
 from atomcollapse.data.store import store_path, write_store
 
-app = typer.Typer(help="Read QM9, MatBench or extxyz data into a canonical dataset store.", no_args_is_help=True)
+app = typer.Typer(
+    help="Read QM9, MatBench or extxyz data into a canonical dataset store.", no_args_is_help=True
+)
 
 
 def _write(ing: Ingested, name: str, overwrite: bool) -> None:
@@ -30,7 +32,8 @@ def _exists(name: str) -> bool:
 @app.command("qm9")
 def qm9(
     source: Path | None = typer.Option(
-        None, "--source",
+        None,
+        "--source",
         help="dsgdb9nsd.xyz.tar.bz2, a folder of its .xyz files, PyG's raw gdb9.sdf "
         "(with gdb9.sdf.csv beside it), or qm9pack-style qm9_part*.csv (a file or folder). "
         "Default: the qm9pack package's CSVs.",
@@ -39,12 +42,16 @@ def qm9(
         None, "--uncharacterized", help="uncharacterized.txt: drop the 3,054 molecules it lists."
     ),
     download: bool = typer.Option(
-        False, "--download", help="Download the original tarball (checksummed) and its "
+        False,
+        "--download",
+        help="Download the original tarball (checksummed) and its "
         "uncharacterized.txt, keeping the 130,831 consistent molecules.",
     ),
     name: str = typer.Option("qm9", "--name", help="Store name."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
-    skip_existing: bool = typer.Option(False, "--skip-existing", help="Do nothing if the store exists."),
+    skip_existing: bool = typer.Option(
+        False, "--skip-existing", help="Do nothing if the store exists."
+    ),
 ) -> None:
     """QM9: 130,831 molecules (qm9pack) or 133,885 (original tarball), 15 properties in raw units."""
     if skip_existing and _exists(name):
@@ -52,19 +59,28 @@ def qm9(
         return
     from atomcollapse.data.sources.qm9 import load_qm9
 
-    ing = load_qm9(source, uncharacterized=uncharacterized, download=download, data_root=state.data_root)
+    ing = load_qm9(
+        source, uncharacterized=uncharacterized, download=download, data_root=state.data_root
+    )
     _write(ing, name, overwrite)
 
 
 @app.command("matbench")
 def matbench(
     task: str = typer.Argument(..., help="MatBench task, e.g. matbench_mp_gap."),
-    source: Path | None = typer.Option(None, "--source", help="<task>.json.gz in MatBench's format."),
-    folds: Path | None = typer.Option(
-        None, "--folds", help="matbench_v0.1_validation.json (official folds; default: from the matbench wheel if installed)."
+    source: Path | None = typer.Option(
+        None, "--source", help="<task>.json.gz in MatBench's format."
     ),
-    download: bool = typer.Option(False, "--download", help="Download the task file (checksummed)."),
-    name: str | None = typer.Option(None, "--name", help="Store name [default: the task name]."),
+    folds: Path | None = typer.Option(
+        None,
+        "--folds",
+        help="matbench_v0.1_validation.json (official folds; default: from the "
+        "matbench package if installed, else <data-root>/raw/matbench/).",
+    ),
+    download: bool = typer.Option(
+        False, "--download", help="Download the task file (checksummed)."
+    ),
+    name: str | None = typer.Option(None, "--name", help="Store name \\[default: the task name]."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
 ) -> None:
     """A MatBench structure task: pymatgen structures and their target."""
@@ -76,10 +92,16 @@ def matbench(
 
 @app.command("extxyz")
 def extxyz(
-    files: list[Path] = typer.Argument(..., help="extxyz (or other ASE-readable) files with energy/forces."),
+    files: list[Path] = typer.Argument(
+        ..., help="extxyz (or other ASE-readable) files with energy/forces."
+    ),
     name: str = typer.Option(..., "--name", help="Store name."),
-    energy_key: str | None = typer.Option(None, "--energy-key", help="info key of the energy [default: ASE's]."),
-    forces_key: str | None = typer.Option(None, "--forces-key", help="arrays key of the forces [default: ASE's]."),
+    energy_key: str | None = typer.Option(
+        None, "--energy-key", help="info key of the energy \\[default: ASE's]."
+    ),
+    forces_key: str | None = typer.Option(
+        None, "--forces-key", help="arrays key of the forces \\[default: ASE's]."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
 ) -> None:
     """Force-field frames (energy in eV, forces in eV/A, stress in GPa) into a force-field store."""

@@ -77,18 +77,24 @@ class Structures:
                 raise InputError(f"target {name!r} has no unit", file=source)
             if not np.isfinite(values).all():
                 i = int(np.argmax(~np.isfinite(values)))
-                raise InputError(f"target {name!r} is {values[i]}", file=source, record=str(self.ids[i]))
+                raise InputError(
+                    f"target {name!r} is {values[i]}", file=source, record=str(self.ids[i])
+                )
         for name, values in self.columns.items():
             _shape(source, f"column {name}", values, (n,))
         for name, values in self.atom_arrays.items():
             if values.shape[0] != na:
-                raise InputError(f"per-atom array {name!r} has {values.shape[0]} rows, not {na}", file=source)
+                raise InputError(
+                    f"per-atom array {name!r} has {values.shape[0]} rows, not {na}", file=source
+                )
             if not np.isfinite(values).all():
                 i = self.structure_of_atom(int(np.argwhere(~np.isfinite(values))[0][0]))
                 raise InputError(f"non-finite {name}", file=source, record=str(self.ids[i]))
         for name, values in self.structure_arrays.items():
             if values.shape[0] != n:
-                raise InputError(f"per-structure array {name!r} has {values.shape[0]} rows, not {n}", file=source)
+                raise InputError(
+                    f"per-structure array {name!r} has {values.shape[0]} rows, not {n}", file=source
+                )
             if not np.isfinite(values).all():
                 i = int(np.argwhere(~np.isfinite(values))[0][0])
                 raise InputError(f"non-finite {name}", file=source, record=str(self.ids[i]))
@@ -118,11 +124,17 @@ def pack(
     counts = np.fromiter((len(z) for z in numbers), dtype=np.int64, count=n)
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    cell = np.zeros((n, 3, 3)) if cells is None else np.asarray(cells, dtype=np.float64).reshape(n, 3, 3)
+    cell = (
+        np.zeros((n, 3, 3))
+        if cells is None
+        else np.asarray(cells, dtype=np.float64).reshape(n, 3, 3)
+    )
     pbc = np.zeros((n, 3), bool) if pbcs is None else np.asarray(pbcs, dtype=bool).reshape(n, 3)
     return Structures(
         numbers=np.concatenate(numbers).astype(np.int16) if n else np.zeros(0, np.int16),
-        positions=np.concatenate(positions).astype(np.float64).reshape(-1, 3) if n else np.zeros((0, 3)),
+        positions=np.concatenate(positions).astype(np.float64).reshape(-1, 3)
+        if n
+        else np.zeros((0, 3)),
         offsets=offsets,
         cell=cell,
         pbc=pbc,

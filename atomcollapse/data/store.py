@@ -34,7 +34,12 @@ from atomcollapse.errors import InputError
 SCHEMA_VERSION = 1
 DATA_ROOT_ENV = "ATOMCOLLAPSE_DATA"
 _CORE = ("numbers", "positions", "offsets", "cell", "pbc", "ids")
-_PREFIX = {"columns": "col.", "targets": "target.", "atom_arrays": "atom.", "structure_arrays": "struct."}
+_PREFIX = {
+    "columns": "col.",
+    "targets": "target.",
+    "atom_arrays": "atom.",
+    "structure_arrays": "struct.",
+}
 
 
 def data_root(root: str | Path | None = None) -> Path:
@@ -107,12 +112,20 @@ def write_store(
         "kind": kind,
         "n_structures": len(structures),
         "n_atoms": structures.n_atoms,
-        "atoms_per_structure": {"min": int(n_atoms.min()), "max": int(n_atoms.max()), "mean": float(n_atoms.mean())},
+        "atoms_per_structure": {
+            "min": int(n_atoms.min()),
+            "max": int(n_atoms.max()),
+            "mean": float(n_atoms.mean()),
+        },
         "elements": structures.elements(),
         "columns": sorted(structures.columns),
         "targets": targets,
-        "atom_arrays": {k: {"unit": structures.array_units.get(k, "")} for k in structures.atom_arrays},
-        "structure_arrays": {k: {"unit": structures.array_units.get(k, "")} for k in structures.structure_arrays},
+        "atom_arrays": {
+            k: {"unit": structures.array_units.get(k, "")} for k in structures.atom_arrays
+        },
+        "structure_arrays": {
+            k: {"unit": structures.array_units.get(k, "")} for k in structures.structure_arrays
+        },
         "source": source,
         "extra": extra or {},
         "content_hash": sha256_arrays(arrays),
@@ -148,7 +161,9 @@ class Store:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         if not self.path.exists():
-            raise InputError("dataset store not found (run `atomcollapse ingest ...` first)", file=self.path)
+            raise InputError(
+                "dataset store not found (run `atomcollapse ingest ...` first)", file=self.path
+            )
         self.manifest = read_manifest(self.path)
         if self.manifest.get("artifact") != "dataset":
             raise InputError("not a dataset store", file=self.path)
@@ -274,7 +289,9 @@ class Store:
         keys = [p.stem for p in self.path.glob("*.npy")]
         arrays = {k: np.load(self.path / f"{k}.npy", allow_pickle=False) for k in keys}
         if sha256_arrays(arrays) != self.content_hash:
-            raise InputError("content hash mismatch: the store's files were modified", file=self.path)
+            raise InputError(
+                "content hash mismatch: the store's files were modified", file=self.path
+            )
 
     def elements(self) -> list[str]:
         return list(self.manifest["elements"])
@@ -291,4 +308,12 @@ def list_stores(root: str | Path | None = None) -> list[Store]:
     return [Store(p) for p in sorted(base.iterdir()) if (p / MANIFEST).is_file()]
 
 
-__all__ = ["SYMBOLS", "Store", "data_root", "list_stores", "open_store", "store_path", "write_store"]
+__all__ = [
+    "SYMBOLS",
+    "Store",
+    "data_root",
+    "list_stores",
+    "open_store",
+    "store_path",
+    "write_store",
+]
