@@ -37,17 +37,11 @@ def _root(
 
 
 def _register() -> None:
-    from atomcollapse.cli import datasets, ingest, label, split
+    from atomcollapse.cli import datasets, ingest, split
 
     app.add_typer(ingest.app, name="ingest")
     app.add_typer(datasets.app, name="datasets")
     app.add_typer(split.app, name="split")
-    app.add_typer(label.app, name="label")
-    __import__("atomcollapse.cli.report", fromlist=["register"]).register(app)
-    from atomcollapse.cli import train as train_cmd
-
-    app.command("train")(train_cmd.train)
-    app.command("pretrain")(train_cmd.pretrain)
 
 
 _register()
