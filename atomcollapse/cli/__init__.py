@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
 from atomcollapse import __version__
 from atomcollapse.cli.common import err_console, state
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=False)
     except InputError as e:
-        err_console.print(f"[bold red]error:[/] {e.line()}", highlight=False, soft_wrap=True)
+        err_console.print(Text.assemble(("error: ", "bold red"), e.line()), soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err_console.print("interrupted")
