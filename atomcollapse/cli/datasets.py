@@ -46,22 +46,16 @@ def show(name: str = typer.Argument(..., help="Store name or path.")) -> None:
     console.print(f"source: {src.get('format', '?')}  content hash: {m['content_hash'][:16]}")
     for f in src.get("files", []):
         console.print(f"  {f['name']}  sha256 {f['sha256'][:16]}")
-    t = Table(
-        "target", "description", "unit", "mean", "std", "min", "max", "report unit", "benchmark"
-    )
+    bench = m["name"].startswith("qm9")
+    t = Table("target", "unit", "mean", "std", "min", "max", "stored in", "description")
     for tname, info in m["targets"].items():
         unit = info["unit"]
         rep = info.get("report_unit", unit)
-
-        def fmt(x: float, _u: str = unit, _r: str = rep) -> str:
-            return f"{convert(x, _u, _r):.5g}"
-
-        t.add_row(
-            tname, info.get("description", ""), unit, fmt(info["mean"]), fmt(info["std"]),
-            fmt(info["min"]), fmt(info["max"]), rep,
-            "*" if tname in QM9_BENCHMARK_TARGETS and m["name"].startswith("qm9") else "",
-        )  # fmt: skip
-    t.caption = "mean/std/min/max are in the report unit"
+        star = " *" if bench and tname in QM9_BENCHMARK_TARGETS else ""
+        stats = [f"{convert(info[k], unit, rep):.5g}" for k in ("mean", "std", "min", "max")]
+        t.add_row(tname + star, rep, *stats, unit, info.get("description", ""))
+    if bench:
+        t.caption = "* the study's 8 benchmark targets; statistics in the unit column"
     console.print(t)
     for group in ("atom_arrays", "structure_arrays"):
         for k, v in m.get(group, {}).items():
