@@ -38,11 +38,12 @@ def _root(
 
 
 def _register() -> None:
-    from atomcollapse.cli import datasets, ingest, split
+    from atomcollapse.cli import datasets, ingest, label, split
 
     app.add_typer(ingest.app, name="ingest")
     app.add_typer(datasets.app, name="datasets")
     app.add_typer(split.app, name="split")
+    app.add_typer(label.app, name="label")
 
 
 _register()
