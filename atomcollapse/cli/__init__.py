@@ -21,6 +21,12 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     data_root: Path | None = typer.Option(
@@ -29,11 +35,10 @@ def _root(
         envvar="ATOMCOLLAPSE_DATA",
         help="Folder for stores/ and raw/ \\[default: ./data].",
     ),
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+    ),
 ) -> None:
-    if version:
-        typer.echo(__version__)
-        raise typer.Exit()
     state.data_root = data_root
 
 
@@ -49,6 +54,18 @@ def _register() -> None:
 _register()
 
 
+def _click_exception_type() -> type[Exception] | None:
+    """click's ClickException, wherever this typer version keeps it (typer 0.2x vendors click)."""
+    try:
+        from click.exceptions import ClickException
+    except ModuleNotFoundError:
+        try:
+            from typer._click.exceptions import ClickException  # type: ignore[no-redef]
+        except ModuleNotFoundError:
+            return None
+    return ClickException
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: bad input becomes one line on stderr and exit code 2, never a traceback."""
     try:
@@ -61,17 +78,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except SystemExit as e:  # typer.Exit and usage errors
         return int(e.code or 0) if isinstance(e.code, int) else 1
-    except Exception as e:  # click usage errors come through standalone_mode=False
-        try:
-            import click
-        except ModuleNotFoundError:  # typer >= 0.2x vendors click as typer._click
-            from typer import _click as click
-
-        if isinstance(e, click.exceptions.ClickException):
+    except typer.Exit as e:
+        return int(getattr(e, "exit_code", 0) or 0)
+    except typer.Abort:
+        return 1
+    except Exception as e:  # usage errors surface here with standalone_mode=False
+        usage_error = _click_exception_type()
+        if usage_error is not None and isinstance(e, usage_error):
             e.show()
             return 2
-        if isinstance(e, click.exceptions.Abort):
-            return 1
         raise
     return 0
 
