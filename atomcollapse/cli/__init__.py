@@ -69,7 +69,7 @@ def _click_exception_type() -> type[Exception] | None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: bad input becomes one line on stderr and exit code 2, never a traceback."""
     try:
-        app(args=argv, standalone_mode=False)
+        rv = app(args=argv, standalone_mode=False)
     except InputError as e:
         err_console.print(Text.assemble(("error: ", "bold red"), e.line()), soft_wrap=True)
         return 2
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             e.show()
             return 2
         raise
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def show(name: str = typer.Argument(..., help="Store name or path.")) -> None:
     console.print(f"source: {src.get('format', '?')}  content hash: {m['content_hash'][:16]}")
     for f in src.get("files", []):
         console.print(f"  {f['name']}  sha256 {f['sha256'][:16]}")
-    bench = m["name"].startswith("qm9")
+    bench = m["kind"] == "molecules" and set(QM9_BENCHMARK_TARGETS) <= set(m["targets"])
     t = Table("target", "unit", "mean", "std", "min", "max", "stored in", "description")
     for tname, info in m["targets"].items():
         unit = info["unit"]
