@@ -1,5 +1,3 @@
-import sys
+from atomcollapse.cli import entry
 
-from atomcollapse.cli import main
-
-sys.exit(main())
+entry()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -36,19 +38,27 @@ def _root(
         help="Folder for stores/ and raw/ \\[default: ./data].",
     ),
     version: bool = typer.Option(
-        False, "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+        False,
+        "--version",
+        help="Print the version and exit.",
+        is_eager=True,
+        callback=_print_version,
     ),
 ) -> None:
     state.data_root = data_root
 
 
 def _register() -> None:
-    from atomcollapse.cli import datasets, ingest, label, split
+    from atomcollapse.cli import bench, datasets, ingest, label, report, split, train
 
     app.add_typer(ingest.app, name="ingest")
     app.add_typer(datasets.app, name="datasets")
     app.add_typer(split.app, name="split")
     app.add_typer(label.app, name="label")
+    app.command("pretrain")(train.pretrain)
+    app.command("train")(train.train)
+    report.register(app)
+    bench.register(app)
 
 
 _register()
@@ -69,7 +79,7 @@ def _click_exception_type() -> type[Exception] | None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: bad input becomes one line on stderr and exit code 2, never a traceback."""
     try:
-        rv = app(args=argv, standalone_mode=False)
+        rv = app(args=argv, prog_name="atomcollapse", standalone_mode=False)
     except InputError as e:
         err_console.print(Text.assemble(("error: ", "bold red"), e.line()), soft_wrap=True)
         return 2
@@ -85,11 +95,30 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # usage errors surface here with standalone_mode=False
         usage_error = _click_exception_type()
         if usage_error is not None and isinstance(e, usage_error):
-            e.show()
+            ctx = getattr(e, "ctx", None)
+            hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            line = e.format_message().replace("\n", " ") + hint
+            err_console.print(Text.assemble(("error: ", "bold red"), line), soft_wrap=True)
             return 2
         raise
     return rv if isinstance(rv, int) else 0
 
 
-if __name__ == "__main__":
+#: glibc returns blocks over 32 MiB to the OS on free; PaiNN's per-edge tensors cross that line at
+#: batch 128 and are page-faulted in again every step, halving throughput. glibc reads this once,
+#: at start-up, so the console script re-executes itself with it set (see benchmarks/).
+MMAP_ENV = "MALLOC_MMAP_THRESHOLD_"
+MMAP_VALUE = "4294967296"
+
+
+def entry() -> None:
+    """Console-script entry: set the allocator threshold (Linux), then run :func:`main`."""
+    if sys.platform.startswith("linux") and MMAP_ENV not in os.environ:
+        os.environ[MMAP_ENV] = MMAP_VALUE
+        with contextlib.suppress(OSError):  # run without it rather than fail
+            os.execv(sys.executable, [sys.executable, "-m", "atomcollapse", *sys.argv[1:]])
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

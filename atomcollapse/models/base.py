@@ -31,7 +31,8 @@ class AtomsBatch:
     cell: torch.Tensor | None = None  # (B, 3, 3)
     pbc: torch.Tensor | None = None  # (B, 3) bool
     index: torch.Tensor | None = None  # (B,) int64 row of each structure in its store
-    labels: dict[str, torch.Tensor] = field(default_factory=dict)  # e.g. "gap" (B,), "energy" (B,), "forces" (N, 3)
+    # e.g. "gap" (B,), "energy" (B,), "forces" (N, 3)
+    labels: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def n_structures(self) -> int:

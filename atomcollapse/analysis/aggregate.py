@@ -1,0 +1,224 @@
+"""Group runs into cells (dataset, split, target, strategy), average over seeds, compute gains.
+
+Nothing is averaged silently: a run is left out of its cell's mean, with the reason recorded,
+when it is unfinished or lacks a metric its block has, when its split, dataset or pretrained
+checkpoint hash differs from the majority of its block (all strategies of one dataset, split
+and target, which must share them), or when it repeats a seed. A cell with fewer seeds than
+the most complete cell is kept but flagged "incomplete", and is not eligible for "best".
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from atomcollapse.analysis.metrics import mean_std, relative_gain
+from atomcollapse.analysis.runs import RunRecord
+
+BASELINES = ("scratch", "finetune")
+METRICS = ("id_mae", "ood_mae", "id_rmse", "ood_rmse", "val_mae")
+GAIN_COLUMNS = tuple(f"gain_{p}_vs_{b}" for b in BASELINES for p in ("id", "ood"))
+#: Column -> True when lower is better (for marking the best value of a block).
+LOWER_IS_BETTER = {"id_mae": True, "ood_mae": True, "ood_id_ratio": True} | {
+    g: False for g in GAIN_COLUMNS
+}
+_STRATEGY_ORDER = ("scratch", "finetune", "finetune-llrd", "linear-probe", "lp-ft", "l2-sp", "mft")
+
+
+@dataclass
+class Cell:
+    """One (dataset, split, target, strategy): statistics over its included seeds."""
+
+    dataset: str
+    split: str
+    target: str
+    strategy: str
+    unit: str
+    runs: list[RunRecord] = field(default_factory=list)
+    excluded: list[tuple[RunRecord, str]] = field(default_factory=list)
+    stats: dict[str, tuple[float, float]] = field(default_factory=dict)
+    values: dict[str, float] = field(default_factory=dict)  # ood_id_ratio and gain columns
+    flags: list[str] = field(default_factory=list)
+    best: set[str] = field(default_factory=set)
+
+    @property
+    def block(self) -> tuple[str, str, str]:
+        return (self.dataset, self.split, self.target)
+
+    @property
+    def n_seeds(self) -> int:
+        return len(self.runs)
+
+    @property
+    def seeds(self) -> list[int | None]:
+        return [r.seed for r in self.runs]
+
+    def mean(self, metric: str) -> float:
+        return self.stats.get(metric, (math.nan, math.nan))[0]
+
+    def value(self, column: str) -> float:
+        """Mean of a metric, or a derived column (ratio, gains)."""
+        return self.values[column] if column in self.values else self.mean(column)
+
+
+@dataclass
+class SummaryRow:
+    """Gains of one strategy averaged over the targets of a dataset (and split kind)."""
+
+    dataset: str
+    split_kind: str
+    strategy: str
+    n_targets: int
+    values: dict[str, float]
+    ood_wins_vs_finetune: tuple[int, int]
+    flags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Aggregate:
+    cells: list[Cell]
+    summary: list[SummaryRow]
+    excluded: list[tuple[RunRecord, str]]
+    max_seeds: int
+
+    def blocks(self) -> dict[tuple[str, str, str], list[Cell]]:
+        out: dict[tuple[str, str, str], list[Cell]] = defaultdict(list)
+        for c in self.cells:
+            out[c.block].append(c)
+        return dict(out)
+
+
+def strategy_rank(name: str) -> tuple[int, str]:
+    """Sort key: the study's order of strategies, then others by name."""
+    return (_STRATEGY_ORDER.index(name) if name in _STRATEGY_ORDER else len(_STRATEGY_ORDER), name)
+
+
+def _majority_flags(runs: list[RunRecord], attr: str, what: str) -> dict[int, str]:
+    """Reason for each run (by id) whose ``attr`` hash is not its block's clear majority."""
+    hashes = [getattr(r, attr) for r in runs if getattr(r, attr)]
+    if len(set(hashes)) <= 1:
+        return {}
+    counts = Counter(hashes).most_common()
+    top = counts[0][1]
+    tied = [h for h, c in counts if c == top]
+    out = {}
+    for r in runs:
+        h = getattr(r, attr)
+        if not h:
+            continue
+        if len(tied) > 1:
+            out[id(r)] = f"{what} hash has no majority in its group ({len(counts)} different)"
+        elif h != counts[0][0]:
+            out[id(r)] = f"{what} hash {h[:12]} differs from its group's {counts[0][0][:12]}"
+    return out
+
+
+def aggregate(runs: list[RunRecord]) -> Aggregate:
+    """Cells with mean/std over seeds, OOD/ID ratio, gains vs scratch and finetune, best marks."""
+    by_block: dict[tuple[str, str, str], list[RunRecord]] = defaultdict(list)
+    for r in runs:
+        by_block[(r.dataset, r.split, r.target)].append(r)
+    cells: list[Cell] = []
+    excluded: list[tuple[RunRecord, str]] = []
+    for block in sorted(by_block):
+        members = sorted(by_block[block], key=lambda r: (r.strategy, r.seed or 0, str(r.path)))
+        reasons: dict[int, list[str]] = {id(r): list(r.problems) for r in members}
+        for attr, what in (("split_hash", "split"), ("dataset_hash", "dataset"),
+                           ("pretrained_hash", "pretrained checkpoint")):  # fmt: skip
+            for rid, why in _majority_flags(members, attr, what).items():
+                reasons[rid].append(why)
+        usable = [r for r in members if not reasons[id(r)]]
+        required = sorted({m for r in usable for m in ("id_mae", "ood_mae") if m in r.metrics})
+        for r in usable:
+            missing = [m for m in required if m not in r.metrics]
+            if missing:
+                reasons[id(r)].append(f"missing metric {', '.join(missing)}")
+        by_strategy: dict[str, list[RunRecord]] = defaultdict(list)
+        for r in members:
+            by_strategy[r.strategy].append(r)
+        for strategy in sorted(by_strategy, key=strategy_rank):
+            cell = Cell(*block[:3], strategy=strategy, unit="")
+            seen: set[int | None] = set()
+            for r in by_strategy[strategy]:
+                if not reasons[id(r)] and r.seed in seen:
+                    reasons[id(r)].append(f"repeats seed {r.seed}")
+                if reasons[id(r)]:
+                    why = "; ".join(reasons[id(r)])
+                    cell.excluded.append((r, why))
+                    excluded.append((r, why))
+                else:
+                    seen.add(r.seed)
+                    cell.runs.append(r)
+            units = {r.unit for r in cell.runs} or {r.unit for r in by_strategy[strategy] if r.unit}
+            cell.unit = next(iter(units)) if len(units) == 1 else "/".join(sorted(units))
+            for m in METRICS:
+                cell.stats[m] = mean_std([r.metric(m) for r in cell.runs])
+            if cell.excluded:
+                cell.flags.append(f"{len(cell.excluded)} run(s) left out")
+            cells.append(cell)
+    max_seeds = max((c.n_seeds for c in cells), default=0)
+    for c in cells:
+        if c.n_seeds < max_seeds:
+            c.flags.insert(0, f"incomplete: {c.n_seeds} of {max_seeds} seeds")
+    agg = Aggregate(cells=cells, summary=[], excluded=excluded, max_seeds=max_seeds)
+    for block_cells in agg.blocks().values():
+        _derive(block_cells, max_seeds)
+    agg.summary = summarise(agg)
+    return agg
+
+
+def _derive(block: list[Cell], max_seeds: int) -> None:
+    base = {c.strategy: c for c in block if c.strategy in BASELINES}
+    for c in block:
+        id_m, ood_m = c.mean("id_mae"), c.mean("ood_mae")
+        c.values["ood_id_ratio"] = ood_m / id_m if id_m and math.isfinite(id_m) else math.nan
+        for b in BASELINES:
+            bc = base.get(b)
+            for p in ("id", "ood"):
+                ref = bc.mean(f"{p}_mae") if bc and bc is not c else math.nan
+                c.values[f"gain_{p}_vs_{b}"] = relative_gain(ref, c.mean(f"{p}_mae"))
+    complete = [c for c in block if c.n_seeds == max_seeds]
+    for col, lower in LOWER_IS_BETTER.items():
+        vals = [(c.value(col), c) for c in complete if math.isfinite(c.value(col))]
+        if len(vals) < 2:
+            continue
+        target = min(v for v, _ in vals) if lower else max(v for v, _ in vals)
+        for v, c in vals:
+            if v == target:
+                c.best.add(col)
+
+
+def summarise(agg: Aggregate) -> list[SummaryRow]:
+    """Per dataset (and split kind) and strategy: gains and OOD/ID ratio averaged over targets."""
+    groups: dict[tuple[str, str, str], list[Cell]] = defaultdict(list)
+    finetune: dict[tuple[str, str, str], Cell] = {}
+    for c in agg.cells:
+        kinds = {r.split_kind for r in c.runs} or {""}
+        kind = kinds.pop() if len(kinds) == 1 else "mixed"
+        groups[(c.dataset, kind, c.strategy)].append(c)
+        if c.strategy == "finetune":
+            finetune[c.block] = c
+    n_targets: dict[tuple[str, str], int] = defaultdict(int)
+    for (ds, kind, _), cells in groups.items():
+        n_targets[(ds, kind)] = max(n_targets[(ds, kind)], len({c.target for c in cells}))
+    rows = []
+    order = sorted(groups, key=lambda k: (k[0], k[1], strategy_rank(k[2])))
+    for ds, kind, strategy in order:
+        cells = groups[(ds, kind, strategy)]
+        values = {}
+        for col in ("ood_id_ratio", *GAIN_COLUMNS):
+            vals = [c.value(col) for c in cells if math.isfinite(c.value(col))]
+            values[col] = sum(vals) / len(vals) if vals else math.nan
+        pairs = [(c, finetune[c.block]) for c in cells if c.block in finetune]
+        comparable = [
+            (c, f) for c, f in pairs if math.isfinite(c.mean("ood_mae") - f.mean("ood_mae"))
+        ]
+        wins = sum(c.mean("ood_mae") < f.mean("ood_mae") for c, f in comparable)
+        row = SummaryRow(ds, kind, strategy, len(cells), values, (wins, len(comparable)))
+        if len(cells) < n_targets[(ds, kind)]:
+            row.flags.append(f"{len(cells)} of {n_targets[(ds, kind)]} targets")
+        if any(c.flags for c in cells):
+            row.flags.append("includes flagged cells")
+        rows.append(row)
+    return rows

@@ -1,0 +1,128 @@
+"""Representation-collapse measures on embedding matrices (rows = the same atoms in each model).
+
+- Davies–Bouldin index (lower = classes better separated), on raw embeddings and on 2-D t-SNE
+  coordinates as in the study; reported as a ratio to the pretrained model (> 1 = more overlap).
+- 1-Wasserstein distance between the pretrained and an adapted embedding distribution: per
+  dimension after standardising both with the pretrained mean and std, averaged over dimensions
+  (so in units of pretrained standard deviations), plus a sliced estimate over seeded random
+  unit directions in the same standardised space.
+- Linear CKA (Kornblith et al. 2019) between the two embeddings of the same atoms: 1 for
+  identical representations, invariant to orthogonal transforms and isotropic scaling.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def davies_bouldin(x: np.ndarray, labels: np.ndarray) -> float:
+    """Davies–Bouldin index of ``x`` (n, d) grouped by ``labels``; NaN with fewer than 2 classes."""
+    from sklearn.metrics import davies_bouldin_score
+
+    labels = np.asarray(labels)
+    if np.unique(labels).size < 2 or len(labels) < 3:
+        return math.nan
+    return float(davies_bouldin_score(np.asarray(x, dtype=np.float64), labels))
+
+
+def tsne_2d(
+    x: np.ndarray,
+    *,
+    seed: int = 0,
+    perplexity: float = 30.0,
+    max_iter: int = 1000,
+    threads: int | None = None,
+) -> np.ndarray:
+    """Seeded 2-D t-SNE (Barnes–Hut, PCA initialisation) of ``x`` (n, d) -> (n, 2).
+
+    ``threads`` caps the OpenMP/BLAS threads (None: the libraries' default); on a loaded machine
+    one thread is often much faster than oversubscribed busy-waiting ones.
+    """
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    x = np.asarray(x, dtype=np.float32)
+    n = x.shape[0]
+    if n < 4:
+        return np.zeros((n, 2))
+    perplexity = min(perplexity, max(1.0, (n - 1) / 3.0))
+    tsne = TSNE(
+        n_components=2, perplexity=perplexity, init="pca", random_state=seed,
+        method="barnes_hut", max_iter=max(250, max_iter), learning_rate="auto",
+    )  # fmt: skip
+    with threadpool_limits(threads):
+        return tsne.fit_transform(x).astype(np.float64)
+
+
+def standardiser(reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean and std of the reference embeddings (constant dimensions get std 1)."""
+    ref = np.asarray(reference, dtype=np.float64)
+    mean = ref.mean(axis=0)
+    std = ref.std(axis=0)
+    std = np.where(std > 1e-12, std, 1.0)
+    return mean, std
+
+
+def _w1_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """1-D Wasserstein-1 distance between matching columns of ``a`` (n, k) and ``b`` (m, k)."""
+    if a.shape[0] == b.shape[0]:
+        return np.mean(np.abs(np.sort(a, axis=0) - np.sort(b, axis=0)), axis=0)
+    from scipy.stats import wasserstein_distance
+
+    return np.array([wasserstein_distance(a[:, k], b[:, k]) for k in range(a.shape[1])])
+
+
+def wasserstein_per_dim(
+    reference: np.ndarray, other: np.ndarray, *, standardise: bool = True
+) -> float:
+    """Mean over dimensions of W1 between ``reference`` and ``other`` (same width).
+
+    With ``standardise`` both are shifted and scaled by the reference's per-dimension mean and
+    std, so the result is in reference standard deviations. NaN when the widths differ.
+    """
+    ref, oth = np.asarray(reference, np.float64), np.asarray(other, np.float64)
+    if ref.ndim != 2 or oth.ndim != 2 or ref.shape[1] != oth.shape[1] or not len(ref):
+        return math.nan
+    if standardise:
+        mean, std = standardiser(ref)
+        ref, oth = (ref - mean) / std, (oth - mean) / std
+    return float(np.mean(_w1_columns(ref, oth)))
+
+
+def random_directions(dim: int, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` seeded unit vectors in ``dim`` dimensions, (n, dim), uniform on the sphere."""
+    v = np.random.default_rng(seed).normal(size=(n, dim))
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def sliced_wasserstein(
+    reference: np.ndarray,
+    other: np.ndarray,
+    *,
+    n_projections: int = 128,
+    seed: int = 0,
+    standardise: bool = True,
+) -> float:
+    """Sliced W1: mean over seeded random unit directions of the 1-D W1 of the projections."""
+    ref, oth = np.asarray(reference, np.float64), np.asarray(other, np.float64)
+    if ref.ndim != 2 or oth.ndim != 2 or ref.shape[1] != oth.shape[1] or not len(ref):
+        return math.nan
+    if standardise:
+        mean, std = standardiser(ref)
+        ref, oth = (ref - mean) / std, (oth - mean) / std
+    theta = random_directions(ref.shape[1], n_projections, seed)
+    return float(np.mean(_w1_columns(ref @ theta.T, oth @ theta.T)))
+
+
+def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """Linear CKA between ``x`` (n, d1) and ``y`` (n, d2) whose rows are the same samples."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0] or x.shape[0] < 2:
+        return math.nan
+    x = x - x.mean(axis=0)
+    y = y - y.mean(axis=0)
+    cross = np.linalg.norm(y.T @ x) ** 2
+    norm = np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)
+    return float(cross / norm) if norm > 0 else math.nan

@@ -1,0 +1,163 @@
+"""The ``collapse`` command's pipeline: check inputs, sample atoms, embed, measure, write."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from atomcollapse.analysis.aggregate import strategy_rank
+from atomcollapse.analysis.collapse import (
+    ATOM_CLASSES,
+    EDGE_CLASSES,
+    CollapseResult,
+    Sample,
+    compare_models,
+    sample_environments,
+)
+from atomcollapse.analysis.embeddings import extract, load_backbone
+from atomcollapse.errors import InputError
+
+
+@dataclass
+class CollapseInputs:
+    """What ``collapse`` compares: the store, the structures to sample from, the models."""
+
+    store: object
+    rows: np.ndarray | None
+    models: dict[str, Path]  # display name -> checkpoint file or run directory
+    notes: list[str]
+
+
+def resolve_inputs(
+    pretrained: Path,
+    run_paths: list[Path],
+    *,
+    data: str | None,
+    split: Path | None,
+    partition: str,
+    data_root: Path | None,
+) -> CollapseInputs:
+    """Check that every run adapted ``pretrained`` on one dataset; find the store and split."""
+    from atomcollapse.analysis.runs import find_runs, load_run
+    from atomcollapse.artifacts import sha256_file
+    from atomcollapse.data.store import open_store
+    from atomcollapse.splits.artifact import load_split
+
+    if not Path(pretrained).is_file():
+        raise InputError("pretrained checkpoint not found", file=pretrained)
+    pre_hash = sha256_file(pretrained)
+    runs = [load_run(p) for p in find_runs(run_paths)] if run_paths else []
+    notes: list[str] = []
+    for r in runs:
+        if r.pretrained_hash and r.pretrained_hash != pre_hash:
+            raise InputError(f"run was adapted from checkpoint {r.pretrained_hash[:12]}, not from "
+                             f"{Path(pretrained).name} ({pre_hash[:12]})", file=r.path)  # fmt: skip
+        if not r.best_checkpoint.is_file():
+            raise InputError(f"run has no {r.best_checkpoint.name} (unfinished?)", file=r.path)
+    hashes = {r.dataset_hash for r in runs if r.dataset_hash}
+    if len(hashes) > 1:
+        raise InputError("runs were trained on different datasets (content hashes differ)",
+                         file=", ".join(str(r.path) for r in runs))  # fmt: skip
+    name = data or next((r.dataset for r in runs if r.dataset != "-"), None)
+    if name is None:
+        raise InputError("no dataset: pass --data STORE (the runs name none)")
+    store = open_store(name, data_root)
+    if hashes and store.content_hash not in hashes:
+        raise InputError(f"store content hash {store.content_hash[:12]} is not the runs' dataset "
+                         f"({next(iter(hashes))[:12]})", file=store.path)  # fmt: skip
+    split_path = split or next((Path(r.split_path) for r in runs if r.split_path), None)
+    rows = None
+    if split_path is not None:
+        s = load_split(split_path)
+        s.check_dataset(store)
+        rows = s.indices(partition)
+        if not len(rows):
+            raise InputError(f"split has no {partition} structures", file=split_path)
+        notes.append(
+            f"atoms sampled from {partition} of split {split_path} ({len(rows):,} structures)"
+        )
+    else:
+        notes.append(f"atoms sampled from all {len(store):,} structures of {store.name}")
+    models: dict[str, Path] = {"pretrained": Path(pretrained)}
+    for r in sorted(runs, key=lambda r: (strategy_rank(r.strategy), r.seed or 0, str(r.path))):
+        label = f"{r.strategy} s{r.seed}" if r.seed is not None else r.strategy
+        if label in models:
+            label = f"{label} ({r.path.name})"
+        models[label] = r.path
+    return CollapseInputs(store=store, rows=rows, models=models, notes=notes)
+
+
+@dataclass(frozen=True)
+class CollapseSettings:
+    """Options of ``collapse`` (validated by the CLI)."""
+
+    layer: int = -1
+    max_per_class: int = 2000
+    seed: int = 0
+    edges: str = "auto"
+    tsne: bool = True
+    tsne_max_iter: int = 1000
+    projections: int = 128
+    batch_size: int = 64
+    threads: int | None = None
+
+
+def run_collapse(
+    inputs: CollapseInputs, cfg: CollapseSettings
+) -> tuple[CollapseResult, Sample, list[str]]:
+    """Sample atoms once, embed them in every model, and compare each with the pretrained one."""
+    sample = sample_environments(inputs.store, inputs.rows, max_per_class=cfg.max_per_class,
+                                 seed=cfg.seed)  # fmt: skip
+    if not len(sample.atom_label):
+        raise InputError("no atom of any environment class in the sampled structures")
+    embeddings: dict[str, dict[str, np.ndarray]] = {}
+    mode = cfg.edges
+    for name, path in inputs.models.items():
+        emb = extract(load_backbone(path), inputs.store, sample, layer=cfg.layer, edge_mode=mode,
+                      batch_size=cfg.batch_size)  # fmt: skip
+        mode = emb.edge_mode
+        embeddings[name] = {"atoms": emb.atoms, "edges": emb.edges}
+    labels = {"atoms": sample.atom_label, "edges": sample.edge_label}
+    if not len(sample.edge_label):
+        labels.pop("edges")
+    result = compare_models(embeddings, labels, reference="pretrained", seed=cfg.seed,
+                            tsne=cfg.tsne, tsne_max_iter=cfg.tsne_max_iter,
+                            n_projections=cfg.projections, threads=cfg.threads)  # fmt: skip
+    notes = [*inputs.notes, f"layer {cfg.layer}; seed {cfg.seed}",
+             f"atoms per class: {sample.atom_counts()}",
+             f"pairs per class: {sample.edge_counts()} (edge embeddings: {mode})"]  # fmt: skip
+    return result, sample, notes
+
+
+def write_collapse(
+    result: CollapseResult, sample: Sample, out: Path, *, notes: list[str], overwrite: bool
+) -> None:
+    """Tables, sampled atoms and t-SNE figures, written into ``out`` atomically."""
+    import pandas as pd
+
+    from atomcollapse.analysis.plots import plot_tsne
+    from atomcollapse.analysis.report import render_collapse
+    from atomcollapse.artifacts import atomic_directory
+
+    labels = {"atoms": sample.atom_label, "edges": sample.edge_label}
+    classes = {"atoms": ATOM_CLASSES, "edges": EDGE_CLASSES}
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        for fmt, name in (("md", "collapse.md"), ("csv", "collapse.csv"), ("latex", "collapse.tex"),
+                          ("json", "collapse.json")):  # fmt: skip
+            (tmp / name).write_text(render_collapse(result.rows, fmt))
+        (tmp / "notes.txt").write_text("\n".join(notes) + "\n")
+        pd.DataFrame({"structure": sample.atom_structure, "atom": sample.atom_local,
+                      "class": [classes["atoms"][k] for k in sample.atom_label]}).to_csv(
+            tmp / "sample_atoms.csv", index=False)  # fmt: skip
+        pd.DataFrame({"structure": sample.edge_structure, "i": sample.edge_i, "j": sample.edge_j,
+                      "distance_A": sample.edge_distance,
+                      "class": [classes["edges"][k] for k in sample.edge_label]}).to_csv(
+            tmp / "sample_pairs.csv", index=False, float_format="%.6g")  # fmt: skip
+        for set_name, coords in result.tsne.items():
+            if not coords:
+                continue
+            scores = {r["model"]: r["db_tsne"] for r in result.rows if r["set"] == set_name}
+            plot_tsne(coords, labels[set_name], classes[set_name], tmp / f"tsne_{set_name}",
+                      title=f"t-SNE of {set_name} embeddings", scores=scores)  # fmt: skip

@@ -1,0 +1,329 @@
+"""Render an aggregate of runs as a rich table, Markdown, CSV, LaTeX or JSON.
+
+One table per (dataset, split, target) block, so every header can carry the block's unit, then
+the summary over targets and the list of runs left out. The best value of each column within a
+block is marked (bold; ``*`` in plain text).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from typing import Any
+
+import pandas as pd
+
+from atomcollapse.analysis.aggregate import GAIN_COLUMNS, Aggregate, Cell, SummaryRow
+
+FORMATS = ("table", "md", "csv", "latex", "json")
+_GAIN_TITLES = {
+    "gain_id_vs_scratch": "ID gain vs scratch",
+    "gain_ood_vs_scratch": "OOD gain vs scratch",
+    "gain_id_vs_finetune": "ID gain vs finetune",
+    "gain_ood_vs_finetune": "OOD gain vs finetune",
+}
+CAPTION = (
+    "mean ± std over seeds (n = seeds averaged); best value per column in bold; "
+    "gain = 100·(base − method)/base, positive = lower error than the base"
+)
+
+
+def _num(x: float, digits: int = 4) -> str:
+    if x is None or not math.isfinite(x):
+        return "-"
+    return f"{x:.{digits}g}" if abs(x) < 1e4 else f"{x:.0f}"
+
+
+def _pm(mean: float, std: float) -> str:
+    """``mean ± std`` with four significant digits of the mean and the same decimals for std."""
+    if mean is None or not math.isfinite(mean):
+        return "-"
+    decimals = 3 if mean == 0 else min(6, max(0, 3 - math.floor(math.log10(abs(mean)))))
+    text = f"{mean:.{decimals}f}"
+    return text if std is None or not math.isfinite(std) else f"{text} ± {std:.{decimals}f}"
+
+
+def _value(key: str, x: float) -> str:
+    if x is None or not math.isfinite(x):
+        return "-"
+    return f"{x:.1f}" if key.startswith("gain") else _num(x, 3)
+
+
+def block_columns(unit: str) -> list[tuple[str, str]]:
+    """(key, header with unit) of a block table."""
+    return [
+        ("strategy", "strategy"),
+        ("n", "n"),
+        ("id_mae", f"ID MAE ({unit})"),
+        ("ood_mae", f"OOD MAE ({unit})"),
+        ("ood_id_ratio", "OOD/ID (×)"),
+        *((g, f"{_GAIN_TITLES[g]} (%)") for g in GAIN_COLUMNS),
+        ("flags", "flags"),
+    ]
+
+
+def summary_columns(agg: Aggregate) -> list[tuple[str, str]]:
+    kinds = [("split_kind", "split kind")] if any(r.split_kind for r in agg.summary) else []
+    return [
+        ("dataset", "dataset"),
+        *kinds,
+        ("strategy", "strategy"),
+        ("n_targets", "targets"),
+        ("ood_id_ratio", "mean OOD/ID (×)"),
+        *((g, f"mean {_GAIN_TITLES[g]} (%)") for g in GAIN_COLUMNS),
+        ("ood_wins_vs_finetune", "OOD better than finetune (targets)"),
+        ("flags", "flags"),
+    ]
+
+
+def _cell_text(c: Cell, key: str, bold: tuple[str, str]) -> str:
+    if key == "strategy":
+        return c.strategy
+    if key == "n":
+        return str(c.n_seeds)
+    if key == "flags":
+        return "; ".join(c.flags)
+    text = _pm(*c.stats[key]) if key in ("id_mae", "ood_mae") else _value(key, c.value(key))
+    return f"{bold[0]}{text}{bold[1]}" if key in c.best else text
+
+
+def _summary_text(r: SummaryRow, key: str) -> str:
+    if key == "ood_wins_vs_finetune":
+        return f"{r.ood_wins_vs_finetune[0]}/{r.ood_wins_vs_finetune[1]}"
+    if key == "flags":
+        return "; ".join(r.flags)
+    if key in r.values:
+        return _value(key, r.values[key])
+    return str(getattr(r, key))
+
+
+def _title(block: tuple[str, str, str], unit: str) -> str:
+    return f"{block[0]} · split {block[1]} · {block[2]} [{unit}]"
+
+
+def _excluded_lines(agg: Aggregate) -> list[str]:
+    return [f"{r.path}: {r.strategy} seed {r.seed} left out: {why}" for r, why in agg.excluded]
+
+
+def render_rich(agg: Aggregate, console) -> None:
+    """Print the block tables, the summary and the exclusions to a rich console."""
+    from rich.table import Table
+
+    for block, cells in agg.blocks().items():
+        cols = block_columns(cells[0].unit)
+        t = Table(*(h for _, h in cols), title=_title(block, cells[0].unit))
+        for c in cells:
+            t.add_row(*(_cell_text(c, k, ("[bold green]", "[/]")) for k, _ in cols))
+        t.caption = (
+            "mean ± std over seeds; best per column in bold; gain = 100·(base − method)/base"
+        )
+        console.print(t)
+    if agg.summary:
+        cols = summary_columns(agg)
+        t = Table(*(h for _, h in cols), title="Summary: averaged over targets")
+        for r in agg.summary:
+            t.add_row(*(_summary_text(r, k) for k, _ in cols))
+        console.print(t)
+    for line in _excluded_lines(agg):
+        console.print(f"[yellow]{line}[/]", highlight=False, soft_wrap=True)
+
+
+def render_markdown(agg: Aggregate) -> str:
+    out: list[str] = []
+
+    def table(headers: list[str], rows: list[list[str]]) -> None:
+        out.append("| " + " | ".join(headers) + " |")
+        out.append("|" + "---|" * len(headers))
+        out.extend("| " + " | ".join(x.replace("|", "\\|") for x in row) + " |" for row in rows)
+        out.append("")
+
+    for block, cells in agg.blocks().items():
+        cols = block_columns(cells[0].unit)
+        out += [f"### {_title(block, cells[0].unit)}", ""]
+        table(
+            [h for _, h in cols], [[_cell_text(c, k, ("**", "**")) for k, _ in cols] for c in cells]
+        )
+    out += [CAPTION[0].upper() + CAPTION[1:] + ".", ""]
+    if agg.summary:
+        cols = summary_columns(agg)
+        out += ["### Summary: averaged over targets", ""]
+        table([h for _, h in cols], [[_summary_text(r, k) for k, _ in cols] for r in agg.summary])
+    excl = _excluded_lines(agg)
+    if excl:
+        out += ["### Runs left out", "", *(f"- {x}" for x in excl), ""]
+    return "\n".join(out)
+
+
+def cells_frame(agg: Aggregate) -> pd.DataFrame:
+    """One row per cell, machine-readable; ``unit`` applies to every MAE/RMSE column."""
+    rows = []
+    for c in agg.cells:
+        row: dict[str, Any] = {
+            "dataset": c.dataset, "split": c.split, "target": c.target, "strategy": c.strategy,
+            "unit": c.unit, "n_seeds": c.n_seeds, "seeds": " ".join(str(s) for s in c.seeds),
+        }  # fmt: skip
+        for m, (mean, std) in c.stats.items():
+            row[f"{m}_mean"], row[f"{m}_std"] = mean, std
+        row["ood_id_ratio"] = c.values["ood_id_ratio"]
+        for g in GAIN_COLUMNS:
+            row[f"{g}_pct"] = c.values[g]
+        row["best"] = " ".join(sorted(c.best))
+        row["flags"] = "; ".join(c.flags)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summary_frame(agg: Aggregate) -> pd.DataFrame:
+    rows = []
+    for r in agg.summary:
+        row: dict[str, Any] = {"dataset": r.dataset, "split_kind": r.split_kind,
+                               "strategy": r.strategy, "n_targets": r.n_targets}  # fmt: skip
+        row["mean_ood_id_ratio"] = r.values["ood_id_ratio"]
+        for g in GAIN_COLUMNS:
+            row[f"mean_{g}_pct"] = r.values[g]
+        row["ood_wins_vs_finetune"], row["ood_compared_with_finetune"] = r.ood_wins_vs_finetune
+        row["flags"] = "; ".join(r.flags)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def render_csv(agg: Aggregate) -> str:
+    buf = io.StringIO()
+    cells_frame(agg).to_csv(buf, index=False, float_format="%.8g")
+    return buf.getvalue()
+
+
+def _clean(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def report_dict(agg: Aggregate) -> dict[str, Any]:
+    cells = cells_frame(agg).to_dict(orient="records")
+    summary = summary_frame(agg).to_dict(orient="records")
+    excluded = [{"path": str(r.path), "strategy": r.strategy, "seed": r.seed, "reason": why}
+                for r, why in agg.excluded]  # fmt: skip
+    return _clean({"max_seeds": agg.max_seeds, "cells": cells, "summary": summary,
+                   "excluded": excluded})  # fmt: skip
+
+
+def render_json(agg: Aggregate) -> str:
+    return json.dumps(report_dict(agg), indent=2, allow_nan=False) + "\n"
+
+
+def _tex(s: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
+                 ("#", r"\#"), ("^", r"\^{}"), ("±", r"$\pm$"), ("·", r"$\cdot$"),
+                 ("−", "-"), ("×", r"$\times$"), ("<", r"$<$"), (">", r"$>$")):  # fmt: skip
+        s = s.replace(a, b)
+    return s
+
+
+_MARK = ("\x00", "\x01")
+_TEXT_KEYS = {"strategy", "dataset", "split_kind", "flags"}
+
+
+def _bold_tex(text: str) -> str:
+    return _tex(text).replace(_MARK[0], r"\textbf{").replace(_MARK[1], "}")
+
+
+def render_latex(agg: Aggregate) -> str:
+    out: list[str] = ["% atomcollapse report: one tabular per dataset/split/target block"]
+
+    def tabular(caption: str, cols: list[tuple[str, str]], rows: list[list[str]]) -> None:
+        align = "".join("l" if k in _TEXT_KEYS else "r" for k, _ in cols)
+        out.append(r"\begin{table}[ht]\centering\small")
+        out.append(rf"\caption{{{_tex(caption)}}}")
+        out.append(r"\begin{tabular}{" + align + "}")
+        out.append(r"\hline")
+        out.append(" & ".join(_tex(h) for _, h in cols) + r" \\")
+        out.append(r"\hline")
+        out.extend(" & ".join(row) + r" \\" for row in rows)
+        out.extend([r"\hline", r"\end{tabular}", r"\end{table}", ""])
+
+    for block, cells in agg.blocks().items():
+        cols = block_columns(cells[0].unit)
+        rows = [[_bold_tex(_cell_text(c, k, _MARK)) for k, _ in cols] for c in cells]
+        tabular(f"{_title(block, cells[0].unit)}: {CAPTION}", cols, rows)
+    if agg.summary:
+        cols = summary_columns(agg)
+        rows = [[_tex(_summary_text(r, k)) for k, _ in cols] for r in agg.summary]
+        tabular("Summary averaged over targets", cols, rows)
+    return "\n".join(out)
+
+
+def render(agg: Aggregate, fmt: str) -> str:
+    """Text of the report in ``fmt`` (md, csv, latex, json); ``table`` is printed by rich."""
+    renderers = {
+        "md": render_markdown,
+        "csv": render_csv,
+        "latex": render_latex,
+        "json": render_json,
+    }
+    return renderers[fmt](agg)
+
+
+COLLAPSE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("model", "model"),
+    ("set", "set"),
+    ("n", "n"),
+    ("dim", "dim"),
+    ("db_tsne", "DB t-SNE (index)"),
+    ("db_tsne_ratio", "DB t-SNE / pretrained (×)"),
+    ("db_raw", "DB raw (index)"),
+    ("db_raw_ratio", "DB raw / pretrained (×)"),
+    ("w1_per_dim", "W1 per dim (pretrained std)"),
+    ("w1_sliced", "W1 sliced (pretrained std)"),
+    ("cka", "CKA with pretrained (0-1)"),
+)
+COLLAPSE_CAPTION = (
+    "DB = Davies–Bouldin index over the environment classes (higher = classes overlap more; "
+    "ratio > 1 = more collapse than the pretrained model); W1 after standardising with the "
+    "pretrained mean and std"
+)
+
+
+def collapse_frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=[k for k, _ in COLLAPSE_COLUMNS])
+
+
+def _collapse_text(row: dict, key: str) -> str:
+    v = row[key]
+    return _num(v, 4) if isinstance(v, float) else str(v)
+
+
+def render_collapse(rows: list[dict], fmt: str, console=None) -> str:
+    """The collapse table as rich (printed to ``console``), md, csv, latex or json."""
+    if fmt == "table":
+        from rich.table import Table
+
+        t = Table(*(h for _, h in COLLAPSE_COLUMNS), title="Representation collapse")
+        for r in rows:
+            t.add_row(*(_collapse_text(r, k) for k, _ in COLLAPSE_COLUMNS))
+        t.caption = COLLAPSE_CAPTION
+        console.print(t)
+        return ""
+    if fmt == "csv":
+        buf = io.StringIO()
+        collapse_frame(rows).to_csv(buf, index=False, float_format="%.8g")
+        return buf.getvalue()
+    if fmt == "json":
+        return json.dumps(_clean({"rows": rows, "caption": COLLAPSE_CAPTION}), indent=2) + "\n"
+    text = [[_collapse_text(r, k) for k, _ in COLLAPSE_COLUMNS] for r in rows]
+    headers = [h for _, h in COLLAPSE_COLUMNS]
+    if fmt == "md":
+        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(r) + " |" for r in text]
+        return "\n".join([*lines, "", COLLAPSE_CAPTION + ".", ""])
+    lines = [r"\begin{table}[ht]\centering\small", rf"\caption{{{_tex(COLLAPSE_CAPTION)}}}",
+             r"\begin{tabular}{ll" + "r" * (len(headers) - 2) + "}", r"\hline",
+             " & ".join(_tex(h) for h in headers) + r" \\", r"\hline",
+             *(" & ".join(_tex(x) for x in r) + r" \\" for r in text),
+             r"\hline", r"\end{tabular}", r"\end{table}", ""]  # fmt: skip
+    return "\n".join(lines)

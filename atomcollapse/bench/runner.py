@@ -1,0 +1,186 @@
+"""Running cells: each one a ``python -m atomcollapse train ...`` subprocess, so that a crash of
+one cell never takes the sweep down; its output goes to a log and its outcome to a status file.
+
+Locally, ``--jobs N`` runs N cells at once with the CPU cores divided between them
+(``OMP_NUM_THREADS`` = cores // (N x processes per cell)) and, when several GPUs are visible,
+its own GPUs per job through ``CUDA_VISIBLE_DEVICES``. A cell that wants more than one GPU is
+started under ``torchrun`` (the training command's data-parallel mode).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from atomcollapse.artifacts import MANIFEST, now_utc, write_json_atomic
+from atomcollapse.errors import InputError
+
+#: the program a cell runs, before its ``train ...`` arguments (tests replace it)
+TRAIN_PROGRAM: list[str] = [sys.executable, "-m", "atomcollapse"]
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+#: files ``train`` writes before its manifest: a directory holding only these is a dead start
+_EARLY_FILES = frozenset({"config.json", "train.log"})
+
+
+@dataclass(frozen=True)
+class Job:
+    """One cell to run: its command, its run directory, where its log and status go."""
+
+    cell_id: str
+    label: str
+    argv: tuple[str, ...]  # the whole command: launcher, then ``train ...``
+    run_dir: Path
+    log: Path
+    status: Path
+
+
+@dataclass(frozen=True)
+class Outcome:
+    cell_id: str
+    label: str
+    returncode: int
+    seconds: float
+    log: Path
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def program(gpus_per_cell: int) -> list[str]:
+    """The launcher: the plain training command, or torchrun with one process per GPU."""
+    if gpus_per_cell <= 1:
+        return list(TRAIN_PROGRAM)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc-per-node", str(gpus_per_cell)]  # fmt: skip
+    return [*torchrun, *TRAIN_PROGRAM[1:]]
+
+
+def cpu_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids this process may use: ``CUDA_VISIBLE_DEVICES``, else torch's device count."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g for g in (x.strip() for x in env.split(",")) if g and g != "-1"]
+    try:
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # torch absent or CUDA unusable: no GPU
+        return []
+
+
+def slot_envs(n_jobs: int, gpus_per_cell: int, *, cores: int | None = None,
+              gpus: list[str] | None = None) -> list[dict[str, str]]:  # fmt: skip
+    """Environment of each parallel slot: its thread count and, with several GPUs, its GPUs."""
+    cores = cpu_cores() if cores is None else cores
+    gpus = visible_gpus() if gpus is None else gpus
+    if gpus_per_cell > 1 and len(gpus) < gpus_per_cell:
+        raise InputError(f"gpus_per_cell is {gpus_per_cell} but {len(gpus)} GPU(s) are visible")
+    if len(gpus) > 1:
+        n_jobs = max(1, min(n_jobs, len(gpus) // gpus_per_cell))
+    threads = max(1, cores // (n_jobs * gpus_per_cell))
+    envs = []
+    for k in range(n_jobs):
+        env = {v: str(threads) for v in THREAD_VARS}
+        if len(gpus) > 1:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(
+                gpus[(k * gpus_per_cell + i) % len(gpus)] for i in range(gpus_per_cell)
+            )
+        envs.append(env)
+    return envs
+
+
+def clear_dead_start(run_dir: Path) -> None:
+    """Remove a run directory that a killed ``train`` left before writing its manifest."""
+    if not run_dir.is_dir() or (run_dir / MANIFEST).exists():
+        return
+    names = {p.name for p in run_dir.iterdir() if not p.name.startswith(".")}
+    if names <= _EARLY_FILES:
+        shutil.rmtree(run_dir)
+
+
+def _last_error(log: Path) -> str | None:
+    try:
+        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return None
+    return lines[-1][:300] if lines else None
+
+
+def execute(job: Job, env: dict[str, str], launcher: str = "local") -> Outcome:
+    """Run one cell to the end; the outcome is also written to ``job.status`` (JSON)."""
+    job.log.parent.mkdir(parents=True, exist_ok=True)
+    clear_dead_start(job.run_dir)
+    started, t0 = now_utc(), time.monotonic()
+    with open(job.log, "ab") as log:
+        log.write(f"# {started} {' '.join(job.argv)}\n".encode())
+        log.flush()
+        try:
+            rc = subprocess.run(list(job.argv), stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env={**os.environ, **env},
+                                check=False).returncode  # fmt: skip
+        except OSError as e:
+            log.write(f"cannot start: {e}\n".encode())
+            rc = 127
+    seconds = time.monotonic() - t0
+    outcome = Outcome(job.cell_id, job.label, rc, seconds, job.log,
+                      None if rc == 0 else _last_error(job.log))  # fmt: skip
+    write_json_atomic(job.status, {
+        "cell": job.label, "cell_id": job.cell_id, "returncode": rc, "error": outcome.error,
+        "started_at": started, "finished_at": now_utc(), "seconds": round(seconds, 3),
+        "run_dir": str(job.run_dir), "log": str(job.log), "launcher": launcher,
+        "host": socket.gethostname(), "threads": env.get("OMP_NUM_THREADS"),
+        "gpus": env.get("CUDA_VISIBLE_DEVICES"),
+    })  # fmt: skip
+    return outcome
+
+
+def run_local(
+    jobs: list[Job],
+    n_jobs: int,
+    *,
+    gpus_per_cell: int = 1,
+    on_start: Callable[[Job, dict[str, str]], None] = lambda j, e: None,
+    on_done: Callable[[Outcome], None] = lambda o: None,
+) -> list[Outcome]:
+    """Run ``jobs`` with at most ``n_jobs`` at once; returns every outcome (in finishing order)."""
+    if not jobs:
+        return []
+    envs = slot_envs(min(n_jobs, len(jobs)), gpus_per_cell)
+    slots: queue.Queue[int] = queue.Queue()
+    for k in range(len(envs)):
+        slots.put(k)
+
+    def work(job: Job) -> Outcome:
+        k = slots.get()
+        try:
+            on_start(job, envs[k])
+            return execute(job, envs[k])
+        finally:
+            slots.put(k)
+
+    outcomes = []
+    with ThreadPoolExecutor(max_workers=len(envs)) as pool:
+        futures = [pool.submit(work, j) for j in jobs]
+        for f in as_completed(futures):
+            outcome = f.result()
+            on_done(outcome)
+            outcomes.append(outcome)
+    return outcomes

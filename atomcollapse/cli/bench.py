@@ -1,0 +1,158 @@
+"""``atomcollapse bench SPEC.toml``: a whole benchmark, end to end, resumable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from atomcollapse.cli.common import console, err_console, state
+from atomcollapse.errors import InputError
+
+LAUNCHERS = ("local", "slurm")
+
+
+def bench(
+    spec: Annotated[
+        Path, typer.Argument(help="Benchmark spec (TOML), e.g. benchmarks/smoke.toml.")
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder \\[default: results/<spec name>].")
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", help="Cells at once \\[default: the spec's run.jobs].")
+    ] = None,
+    launcher: Annotated[str, typer.Option("--launcher", help="local | slurm.")] = "local",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the cells and which are done; run nothing.")
+    ] = False,
+    collect: Annotated[
+        bool, typer.Option("--collect", help="Train nothing: gather finished cells and report.")
+    ] = False,
+) -> None:
+    """Ingest, split, train every cell (skipping finished ones), then report and collapse."""
+    from atomcollapse.bench.spec import load_spec
+
+    if launcher not in LAUNCHERS:
+        raise InputError(f"--launcher must be local or slurm, not {launcher!r}")
+    if jobs is not None and jobs < 1:
+        raise InputError(f"--jobs must be at least 1, got {jobs}")
+    if dry_run and collect:
+        raise InputError("--dry-run and --collect exclude each other")
+    s = load_spec(spec)
+    out = out if out is not None else Path("results") / s.name
+    if dry_run:
+        _dry_run(s, out)
+    elif collect:
+        _finish(s, out, [])
+    else:
+        _run(s, out, jobs or s.run.jobs, launcher)
+
+
+def _dry_run(spec, out: Path) -> None:
+    from atomcollapse.bench.pipeline import make_plan, print_plan
+
+    plan = make_plan(spec, out, state.data_root, create=False)
+    print_plan(plan, console)
+
+
+def _run(spec, out: Path, n_jobs: int, launcher: str) -> None:
+    from collections import Counter
+
+    from atomcollapse.bench.pipeline import make_plan, pending_jobs, summary_line
+    from atomcollapse.bench.runner import run_local
+
+    def say(line: str) -> None:
+        console.print(line, highlight=False, soft_wrap=True)
+
+    plan = make_plan(spec, out, state.data_root, create=True, say=say)
+    say(summary_line(Counter(plan.state(c) for c in plan.cells)))
+    jobs = pending_jobs(plan)
+    if launcher == "slurm":
+        _submit(spec, out, jobs, say)
+        return
+    total = len(jobs)
+    done = [0]
+
+    def started(job, env) -> None:
+        where = f"threads {env.get('OMP_NUM_THREADS')}" + (
+            f", GPU {env['CUDA_VISIBLE_DEVICES']}" if "CUDA_VISIBLE_DEVICES" in env else "")  # fmt: skip
+        say(f"start {job.label} ({where})")
+
+    def finished(o) -> None:
+        done[0] += 1
+        verdict = "[green]ok[/]" if o.ok else f"[red]failed (exit {o.returncode})[/]: {o.error}"
+        console.print(f"[{done[0]}/{total}] {o.label}: {verdict} in {o.seconds:.0f} s",
+                      highlight=False)  # fmt: skip
+
+    outcomes = run_local(jobs, n_jobs, gpus_per_cell=spec.run.gpus_per_cell, on_start=started,
+                         on_done=finished)  # fmt: skip
+    _finish(spec, out, outcomes)
+
+
+def _submit(spec, out: Path, jobs, say) -> None:
+    from atomcollapse.bench.slurm import in_flight, submit
+
+    busy = in_flight(out, spec.slurm)
+    if busy:
+        say(f"{len(busy)} cells are still queued or running from an earlier submission")
+    jobs = [j for j in jobs if j.cell_id not in busy]
+    if not jobs and not busy:
+        _finish(spec, out, [])
+        return
+    handles = submit(jobs, out, spec.slurm, gpus_per_cell=spec.run.gpus_per_cell, name=spec.name)
+    ids = sorted({str(h.job_id).split("_")[0] for h in handles})
+    say(f"submitted {len(jobs)} cells ({', '.join(ids) or 'none'}); when they have finished: "
+        f"atomcollapse bench {spec.path} --out {out} --collect")  # fmt: skip
+
+
+def _finish(spec, out: Path, outcomes) -> None:
+    """Report and collapse over the finished cells; exit 1 when a cell is missing or failed."""
+    from collections import Counter
+
+    from atomcollapse.bench.analysis import run_collapse_analysis, write_reports
+    from atomcollapse.bench.pipeline import make_plan, summary_line, write_summary
+
+    plan = make_plan(spec, out, state.data_root, create=False)
+    summary = write_summary(plan, outcomes)
+    files: list[Path] = []
+    problems: list[str] = []
+    if spec.report:
+        files = write_reports(plan, console)
+    if spec.collapse.enabled:
+        folders, problems = run_collapse_analysis(plan, console)
+        files += [f for d in folders for f in sorted(d.rglob("*")) if f.is_file()]
+    plots = [f for f in files if f.suffix in (".png", ".svg")]
+    if plots:
+        console.print("plots:", highlight=False)
+        for f in plots:
+            console.print(f"  {f}", highlight=False, soft_wrap=True)
+    counts = Counter(plan.state(c) for c in plan.cells)
+    missing = [c for c in plan.cells if plan.state(c) != "done"]
+    if missing:
+        _print_submitted(out, missing)
+    for c in missing:
+        detail = c.blocked or (plan.statuses.get(c.cell_id or "") or {}).get("error") or ""
+        err_console.print(f"not done: {c.key.label} ({plan.state(c)}) {detail}", highlight=False,
+                          soft_wrap=True)  # fmt: skip
+    for p in problems:
+        err_console.print(p, highlight=False, soft_wrap=True)
+    console.print(f"{summary_line(counts)}; summary in {out / 'bench.json'}", highlight=False)
+    if missing or problems or summary["failures"]:
+        raise SystemExit(1)  # typer.Exit codes are lost under standalone_mode=False
+
+
+def _print_submitted(out: Path, missing) -> None:
+    from atomcollapse.bench.slurm import load_submitted
+
+    record = load_submitted(out)
+    for c in missing:
+        entry = record.get(c.cell_id or "")
+        if entry and not Path(entry["status"]).is_file():
+            err_console.print(f"{c.key.label}: job {entry['job_id']} has not finished",
+                              highlight=False)  # fmt: skip
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench)

@@ -1,0 +1,166 @@
+"""``atomcollapse report`` (tables, plots over runs) and ``atomcollapse collapse`` (embeddings)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from atomcollapse.cli.common import console, err_console
+from atomcollapse.errors import InputError
+
+
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories, or folders of runs.")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="table | md | csv | latex | json.")
+    ] = "table",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for report.{md,csv,tex,json}, summary.csv, plots/."),
+    ] = None,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Figures into --out.")] = True,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out.")] = False,
+) -> None:
+    """ID/OOD MAE per dataset, split, target and strategy: mean ± std over seeds, gains, flags."""
+    from atomcollapse.analysis.aggregate import aggregate
+    from atomcollapse.analysis.report import FORMATS, render, render_rich
+    from atomcollapse.analysis.runs import load_runs
+
+    if fmt not in FORMATS:
+        raise InputError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    _check_out(out, overwrite)
+    agg = aggregate(load_runs(runs))
+    if out is not None:
+        written = write_report(agg, out, plots=plots, overwrite=overwrite)
+    if fmt == "table":
+        render_rich(agg, console)
+    else:
+        typer.echo(render(agg, fmt), nl=False)
+    if out is not None:
+        err_console.print(f"wrote {len(written)} files to {out}", highlight=False)
+
+
+def write_report(agg, out: Path, *, plots: bool, overwrite: bool) -> list[Path]:
+    """Every format plus the figures, written into ``out`` atomically."""
+    from atomcollapse.analysis.plots import report_plots
+    from atomcollapse.analysis.report import render, summary_frame
+    from atomcollapse.artifacts import atomic_directory
+
+    names = {"md": "report.md", "csv": "report.csv", "latex": "report.tex", "json": "report.json"}
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        for fmt, name in names.items():
+            (tmp / name).write_text(render(agg, fmt))
+        summary_frame(agg).to_csv(tmp / "summary.csv", index=False, float_format="%.8g")
+        figures = report_plots(agg, tmp / "plots") if plots else []
+        rel = [*names.values(), "summary.csv", *(str(f.relative_to(tmp)) for f in figures)]
+    return [out / r for r in rel]
+
+
+def collapse(
+    pretrained: Annotated[
+        Path, typer.Option("--pretrained", help="The pretrained checkpoint the runs started from.")
+    ],
+    run_dirs: Annotated[
+        list[Path] | None, typer.Argument(help="Run directories (or folders of runs) to compare.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for collapse.{csv,md,tex,json} and plots.")
+    ] = None,
+    layer: Annotated[int, typer.Option("--layer", help="Feature layer (0 = embedding).")] = -1,
+    max_per_class: Annotated[
+        int, typer.Option("--max-per-class", help="Atoms (pairs) per class at most.")
+    ] = 2000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of sampling, t-SNE, projections.")] = 0,
+    data: Annotated[
+        str | None, typer.Option("--data", help="Store name or path \\[default: the runs'].")
+    ] = None,
+    split: Annotated[
+        Path | None, typer.Option("--split", help="Split artifact \\[default: the runs'].")
+    ] = None,
+    partition: Annotated[
+        str, typer.Option("--partition", help="Partition of the split to sample from.")
+    ] = "ood_test",
+    edges: Annotated[str, typer.Option("--edges", help="auto | backbone | pair.")] = "auto",
+    tsne: Annotated[
+        bool, typer.Option("--tsne/--no-tsne", help="t-SNE measures and plots.")
+    ] = True,
+    tsne_max_iter: Annotated[int, typer.Option("--tsne-max-iter", help="t-SNE iterations.")] = 1000,
+    projections: Annotated[
+        int, typer.Option("--projections", help="Random directions of the sliced W1.")
+    ] = 128,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Structures per forward.")] = 64,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="CPU threads \\[default: all].")
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="table | md | csv | latex | json.")
+    ] = "table",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out.")] = False,
+) -> None:
+    """Embedding collapse of adapted models relative to the pretrained one, on the same atoms."""
+    from atomcollapse.analysis.embeddings import EDGE_MODES
+    from atomcollapse.analysis.pipeline import (
+        CollapseSettings,
+        resolve_inputs,
+        run_collapse,
+        write_collapse,
+    )
+    from atomcollapse.analysis.report import FORMATS, render_collapse
+    from atomcollapse.cli.common import state
+
+    if fmt not in FORMATS:
+        raise InputError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if edges not in EDGE_MODES:
+        raise InputError(f"--edges must be one of {', '.join(EDGE_MODES)}, not {edges!r}")
+    limits = {"--max-per-class": (max_per_class, 1), "--tsne-max-iter": (tsne_max_iter, 250),
+              "--projections": (projections, 1), "--batch-size": (batch_size, 1),
+              "--threads": (threads or 1, 1)}  # fmt: skip
+    for name, (v, lo) in limits.items():
+        if v < lo:
+            raise InputError(f"{name} must be at least {lo}, got {v}")
+    _check_out(out, overwrite)
+    cfg = CollapseSettings(layer=layer, max_per_class=max_per_class, seed=seed, edges=edges,
+                           tsne=tsne, tsne_max_iter=tsne_max_iter, projections=projections,
+                           batch_size=batch_size, threads=threads)  # fmt: skip
+    inputs = resolve_inputs(pretrained, list(run_dirs or []), data=data, split=split,
+                            partition=partition, data_root=state.data_root)  # fmt: skip
+    with _torch_threads(threads):
+        result, sample, notes = run_collapse(inputs, cfg)
+    if out is not None:
+        write_collapse(result, sample, out, notes=notes, overwrite=overwrite)
+    if fmt == "table":
+        render_collapse(result.rows, "table", console)
+        for n in notes:
+            console.print(n, highlight=False, soft_wrap=True)
+    else:
+        typer.echo(render_collapse(result.rows, fmt), nl=False)
+    if out is not None:
+        err_console.print(f"wrote {out}", highlight=False)
+
+
+def _check_out(out: Path | None, overwrite: bool) -> None:
+    """Refuse an existing --out before any work is done (the write itself checks again)."""
+    if out is not None and out.exists() and not overwrite:
+        raise InputError("already exists (pass --overwrite to replace it)", file=out)
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)
+    app.command("collapse")(collapse)

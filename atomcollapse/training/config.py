@@ -1,0 +1,286 @@
+"""Training configuration: frozen dataclasses, loaded from TOML plus overrides, validated once.
+
+Precedence: built-in defaults < ``--config FILE.toml`` < command-line options. A TOML file uses
+the same nesting as :class:`TrainConfig` (``[optim]``, ``[strategy]``, ``[ff_loss]``, ``[model]``,
+``[head]`` tables, scalars at the top level). Unknown keys and out-of-range values are refused
+with an :class:`~atomcollapse.errors.InputError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from atomcollapse.errors import InputError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+STRATEGIES = ("scratch", "finetune", "finetune-llrd", "linear-probe", "mft", "lp-ft", "l2-sp")
+#: Layer multipliers of JMP's six blocks (first to last), interpolated to the backbone's depth.
+JMP_LAYER_MULTIPLIERS = (0.55, 0.40, 0.30, 0.40, 0.55, 0.625)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimiser and learning-rate schedule.
+
+    Study (DeePMD-kit): Adam, ``lr`` 1e-3 decaying exponentially (staircase every ``decay_steps``)
+    to ``lr_end`` 1e-5 at the last step, gradient-norm clip 5. JMP: AdamW (0.9, 0.95), weight
+    decay 0.1, linear warm-up then cosine to ``lr_end``.
+    """
+
+    optimizer: Literal["adam", "adamw"] = "adam"
+    lr: float = 1e-3
+    lr_end: float = 1e-5
+    schedule: Literal["exponential", "cosine", "constant"] = "exponential"
+    decay_steps: int = 1000
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = 5.0
+
+
+@dataclass(frozen=True)
+class ForceFieldLossConfig:
+    """Energy and force loss prefactors (energy per atom in eV, forces in eV/A, squared errors).
+
+    With ``ramp`` the weight follows the learning rate as in DeePMD-kit:
+    ``w = end + (start - end) * lr / lr0``; the study used energy 0.2 -> 20, force 100 -> 60.
+    """
+
+    energy_weight: float = 0.2
+    force_weight: float = 100.0
+    energy_weight_end: float = 20.0
+    force_weight_end: float = 60.0
+    ramp: bool = True
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    """Strategy name and the knobs of each strategy (ignored by the others)."""
+
+    name: str = "finetune"
+    llrd_embedding: float = 0.3
+    llrd_layers: tuple[float, ...] = JMP_LAYER_MULTIPLIERS
+    llrd_heads: float = 1.0
+    lp_fraction: float = 0.5
+    l2sp_alpha: float = 0.01
+    mft_mixing: Literal["sample", "sum"] = "sample"
+    mft_property_prob: float = 0.5
+    mft_aux_weight: float = 1.0
+    mft_labels: Literal["reference", "pseudo"] = "reference"
+    mft_ff_batch_size: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """PaiNN sizes for ``pretrain`` and for ``scratch`` without a checkpoint (cutoff in A)."""
+
+    hidden: int = 64
+    layers: int = 3
+    rbf: int = 20
+    cutoff: float = 5.0
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Property-head MLP (one hidden layer): its width (0 = half the backbone's width)."""
+
+    hidden: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (the resolved copy goes into the run dir).
+
+    ``max_train`` / ``max_ff``: seeded subsets (0 = all) of the train rows and of the force-field
+    rows, drawn from the run's data seed. ``max_eval``: at most this many structures of each of
+    val, id_test and ood_test, drawn from ``eval_seed`` alone (never the run seed), so that every
+    cell of a benchmark is scored on the same molecules. ``drop_unsupported_elements``: leave out
+    structures with elements outside the pretrained model's set (else such data is refused).
+    """
+
+    target: str = ""
+    seed: int = 0
+    init_seed: int | None = None
+    data_seed: int | None = None
+    epochs: int = 50
+    steps: int = 0
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    patience: int = 10
+    eval_every_steps: int = 0
+    state_every_steps: int = 100
+    max_train: int = 0
+    max_ff: int = 0
+    max_eval: int = 0
+    eval_seed: int = 0
+    drop_unsupported_elements: bool = False
+    val_fraction: float = 0.05
+    device: str = "auto"
+    bf16: bool = False
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    ff_loss: ForceFieldLossConfig = field(default_factory=ForceFieldLossConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> TrainConfig:
+    """Defaults, then the TOML file, then ``overrides`` (dotted keys, ``None`` values skipped)."""
+    data: dict[str, Any] = {}
+    source = "configuration"
+    if path is not None:
+        source = str(path)
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise InputError("config file not found", file=path) from None
+        except tomllib.TOMLDecodeError as e:
+            raise InputError(f"invalid TOML ({e})", file=path) from None
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        *parents, leaf = key.split(".")
+        node = data
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    cfg = _build(TrainConfig, data, source, "")
+    validate(cfg, source)
+    return cfg
+
+
+def from_dict(data: dict[str, Any], source: str = "config") -> TrainConfig:
+    """Rebuild a config written by :meth:`TrainConfig.to_dict` (e.g. a run's config.json)."""
+    cfg = _build(TrainConfig, data, source, "")
+    validate(cfg, source)
+    return cfg
+
+
+def _build(cls: type, data: dict[str, Any], source: str, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise InputError(f"{prefix.rstrip('.') or 'config'} must be a table", file=source)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise InputError(
+            f"unknown setting {prefix + unknown[0]!r}; known: {', '.join(fields)}", file=source
+        )
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, source, prefix + name)
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, source: str, key: str) -> Any:
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _build(tp, value, source, key + ".")
+    origin = get_origin(tp)
+    args = get_args(tp)
+    bad = InputError(f"setting {key!r}: {value!r} is not a valid {_describe(tp)}", file=source)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, source, key)
+    if origin is Literal:
+        if value not in args:
+            raise bad
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        item = args[0]
+        if Ellipsis not in args:
+            if len(value) != len(args):
+                raise bad
+            return tuple(_coerce(a, v, source, key) for a, v in zip(args, value, strict=True))
+        return tuple(_coerce(item, v, source, key) for v in value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    raise bad  # pragma: no cover - every field type is handled above
+
+
+def _describe(tp: Any) -> str:
+    if get_origin(tp) is Literal:
+        return "choice (" + " | ".join(map(str, get_args(tp))) + ")"
+    return getattr(tp, "__name__", str(tp))
+
+
+def validate(cfg: TrainConfig, source: str = "configuration") -> None:
+    """Range checks that the types alone do not express."""
+
+    def need(ok: bool, key: str, what: str) -> None:
+        if not ok:
+            raise InputError(f"setting {key!r} {what}", file=source)
+
+    s, o, f = cfg.strategy, cfg.optim, cfg.ff_loss
+    need(s.name in STRATEGIES, "strategy.name", f"must be one of {', '.join(STRATEGIES)}")
+    need(cfg.epochs > 0 or cfg.steps > 0, "epochs", "or 'steps' must be positive")
+    need(cfg.epochs >= 0 and cfg.steps >= 0, "steps", "must not be negative")
+    for key in ("batch_size", "eval_batch_size", "patience", "state_every_steps"):
+        need(getattr(cfg, key) > 0, key, "must be positive")
+    for key in ("eval_every_steps", "max_train", "max_ff", "max_eval", "eval_seed"):
+        need(getattr(cfg, key) >= 0, key, "must not be negative")
+    need(0.0 < cfg.val_fraction < 1.0, "val_fraction", "must be between 0 and 1")
+    need(
+        cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:"),
+        "device",
+        "must be auto, cpu or cuda",
+    )
+    need(o.lr > 0 and 0 < o.lr_end <= o.lr, "optim.lr_end", "must satisfy 0 < lr_end <= lr")
+    need(o.decay_steps > 0, "optim.decay_steps", "must be positive")
+    need(o.warmup_steps >= 0 and o.weight_decay >= 0, "optim.warmup_steps", "must not be negative")
+    need(all(0 <= b < 1 for b in o.betas), "optim.betas", "must lie in [0, 1)")
+    need(o.grad_clip >= 0, "optim.grad_clip", "must not be negative (0 disables clipping)")
+    need(
+        len(s.llrd_layers) > 0 and all(m > 0 for m in s.llrd_layers),
+        "strategy.llrd_layers",
+        "must be a non-empty list of positive multipliers",
+    )
+    need(s.llrd_embedding > 0 and s.llrd_heads > 0, "strategy.llrd_embedding", "must be positive")
+    need(0.0 < s.lp_fraction < 1.0, "strategy.lp_fraction", "must be between 0 and 1")
+    need(s.l2sp_alpha >= 0, "strategy.l2sp_alpha", "must not be negative")
+    need(0.0 < s.mft_property_prob < 1.0, "strategy.mft_property_prob", "must be in (0, 1)")
+    need(
+        s.mft_aux_weight >= 0 and s.mft_ff_batch_size >= 0,
+        "strategy.mft_aux_weight",
+        "must not be negative",
+    )
+    weights = (f.energy_weight, f.force_weight, f.energy_weight_end, f.force_weight_end)
+    need(all(w >= 0 for w in weights), "ff_loss.energy_weight", "weights must not be negative")
+    need(
+        cfg.model.hidden > 0 and cfg.model.layers > 0 and cfg.model.rbf > 0,
+        "model.hidden",
+        "sizes must be positive",
+    )
+    need(cfg.model.cutoff > 0, "model.cutoff", "must be positive")
+    need(cfg.head.hidden >= 0, "head.hidden", "must not be negative")

@@ -1,0 +1,205 @@
+"""The ``train`` command's inputs, checked before anything is written.
+
+Rows of each partition are chosen here, in this order: seeded subsets first (``max_train`` from
+the run's data seed; ``max_eval`` of val, id_test and ood_test from ``eval_seed`` alone, so
+that every cell of a benchmark is scored on the same structures), then, with
+``drop_unsupported_elements``, the structures with elements outside the pretrained model's set
+are left out, so an adapter's rows are a subset of a native model's rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from atomcollapse.constants import SYMBOLS
+from atomcollapse.data.store import Store, open_store
+from atomcollapse.errors import InputError
+from atomcollapse.models.adapters import describe_drop, rows_with_elements
+from atomcollapse.models.model import AtomisticModel
+from atomcollapse.splits.artifact import Split, load_split
+from atomcollapse.training.config import TrainConfig
+from atomcollapse.training.model_setup import check_elements, element_numbers, load_pretrained
+from atomcollapse.training.rundir import RunDir
+from atomcollapse.training.seeding import Seeds
+from atomcollapse.training.strategies import Strategy, make_strategy
+
+EVAL_PARTITIONS = ("val", "id_test", "ood_test")
+#: mixed into ``eval_seed`` so the evaluation subsets never coincide with another seeded stream
+_EVAL_STREAM = 8
+
+
+@dataclass(frozen=True)
+class TrainInputs:
+    """What the ``train`` command reads and writes besides the configuration.
+
+    ``pretrained`` is a checkpoint file or a bundled model's name (``ani1x``, ``ani1x:0``,
+    ``ani1ccx``, ``sevennet-0``; see :mod:`atomcollapse.models.adapters`).
+    """
+
+    data: str
+    split: Path
+    out: Path
+    pretrained: Path | None = None
+    ff_data: str | None = None
+    data_root: Path | None = None
+    resume: bool = False
+    overwrite: bool = False
+    progress: bool | None = None
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    model: AtomisticModel
+    meta: dict[str, Any]
+    hash: str
+
+
+@dataclass(frozen=True)
+class Aux:
+    """Force-field data of mft: the store and the rows used."""
+
+    store: Store
+    rows: np.ndarray
+
+
+@dataclass
+class Checked:
+    """Checked inputs: the store, split, strategy, seeds and the rows of every partition.
+
+    ``rows`` holds train (after ``max_train``) and the evaluated partitions (after
+    ``max_eval``); ``dropped`` the structures left out per partition (and ``aux``) for their
+    elements, empty unless ``drop_unsupported_elements``; ``drop_notes`` says so in words.
+    """
+
+    store: Store
+    split: Split
+    strategy: Strategy
+    seeds: Seeds
+    rows: dict[str, np.ndarray]
+    pretrained: Pretrained | None
+    aux: Aux | None
+    run: RunDir
+    dropped: dict[str, int] = field(default_factory=dict)
+    drop_notes: list[str] = field(default_factory=list)
+
+    @property
+    def train_rows(self) -> np.ndarray:
+        return self.rows["train"]
+
+
+def subset(rows: np.ndarray, n: int, seed: int | tuple[int, ...]) -> np.ndarray:
+    """A sorted random subset of ``n`` of ``rows`` (all of them when ``n`` is 0 or too big)."""
+    if not n or n >= len(rows):
+        return rows
+    return np.sort(np.random.default_rng(seed).choice(rows, size=n, replace=False))
+
+
+def eval_rows(split: Split, partition: str, max_eval: int, eval_seed: int) -> np.ndarray:
+    """The rows of ``partition`` that are evaluated: a function of the split and
+    ``(max_eval, eval_seed)`` only, never of the run's seed."""
+    index = EVAL_PARTITIONS.index(partition)
+    return subset(split.indices(partition), max_eval, (eval_seed, _EVAL_STREAM, index))
+
+
+def _pretrained_name(inp: TrainInputs) -> str:
+    return str(inp.pretrained)
+
+
+def check_inputs(inp: TrainInputs, cfg: TrainConfig) -> Checked:
+    """Every bad-input check of ``train``; raises InputError, creates nothing."""
+    store = open_store(inp.data, inp.data_root)
+    split = load_split(inp.split)
+    split.check_dataset(store)
+    if not cfg.target:
+        raise InputError("no target given (--target)")
+    store.target(cfg.target)
+    seeds = Seeds.from_seed(cfg.seed, cfg.init_seed, cfg.data_seed)
+    strategy = make_strategy(cfg.strategy, seeds.task)
+    if strategy.needs_pretrained and inp.pretrained is None:
+        raise InputError(f"strategy {strategy.name!r} needs a pretrained checkpoint (--pretrained)")
+    if strategy.needs_ff and inp.ff_data is None:
+        raise InputError(f"strategy {strategy.name!r} needs force-field data (--ff-data)")
+    rows = {"train": subset(split.indices("train"), cfg.max_train, seeds.subset)}
+    for p in EVAL_PARTITIONS:
+        rows[p] = eval_rows(split, p, cfg.max_eval, cfg.eval_seed)
+    for p in ("train", "val"):
+        if len(split.indices(p)) == 0:
+            raise InputError(f"split has no {p} structures", file=inp.split)
+    pretrained, dropped, notes = None, {}, []
+    if inp.pretrained is not None:
+        pretrained = Pretrained(*load_pretrained(inp.pretrained))
+        _check_periodic(store, rows, pretrained, _pretrained_name(inp))
+        rows, dropped, notes = _supported(store, rows, pretrained, cfg, _pretrained_name(inp))
+        for p in ("train", "val"):
+            if len(rows[p]) == 0:
+                raise InputError(
+                    f"no {p} structures left after leaving out elements outside the "
+                    f"pretrained model's set",
+                    file=inp.split,
+                )
+    aux = None
+    if strategy.needs_ff and inp.ff_data is not None and pretrained is not None:
+        aux, aux_dropped, aux_notes = _aux(inp, cfg, seeds, pretrained)
+        dropped.update(aux_dropped)
+        notes += aux_notes
+    run = RunDir.prepare(inp.out, resume=inp.resume, overwrite=inp.overwrite)
+    return Checked(store, split, strategy, seeds, rows, pretrained, aux, run, dropped, notes)
+
+
+def _supported(
+    store: Store, rows: dict[str, np.ndarray], pre: Pretrained, cfg: TrainConfig, name: str
+) -> tuple[dict[str, np.ndarray], dict[str, int], list[str]]:
+    """``rows`` without structures the pretrained model cannot take (or an InputError)."""
+    known = element_numbers(pre.meta.get("elements", []))
+    if not known:
+        return rows, {}, []
+    if not cfg.drop_unsupported_elements:
+        used = np.unique(np.concatenate(list(rows.values())))
+        check_elements(store, used, pre.meta, name)
+        return rows, {}, []
+    kept, dropped, notes = {}, {}, []
+    for p, r in rows.items():
+        kept[p], n = rows_with_elements(store.numbers, store.offsets, r, known)
+        dropped[p] = n
+        if n:
+            notes.append(describe_drop(n, len(r), known, p))
+    return kept, dropped, notes
+
+
+def _check_periodic(store: Store, rows: dict[str, np.ndarray], pre: Pretrained, name: str) -> None:
+    """ANI takes molecules only: refuse periodic structures before anything is written."""
+    if pre.model.backbone.model_args().get("type") != "ani":
+        return
+    pbc = np.asarray(store.pbc)
+    used = np.unique(np.concatenate(list(rows.values())))
+    if len(used) and bool(pbc[used].any()):
+        raise InputError(
+            f"dataset {store.name!r} has periodic structures; {name} takes molecules only",
+            file=name,
+        )
+
+
+def _aux(
+    inp: TrainInputs, cfg: TrainConfig, seeds: Seeds, pre: Pretrained
+) -> tuple[Aux, dict[str, int], list[str]]:
+    """The force-field store of mft; reference labels need energies and forces in it."""
+    ff_store = open_store(inp.ff_data, inp.data_root)
+    if cfg.strategy.mft_labels == "reference":
+        ff_store.target("energy")
+        ff_store.atom_array("forces")
+    rows = {"aux": subset(np.arange(len(ff_store)), cfg.max_ff, seeds.subset + 1)}
+    if not len(rows["aux"]):
+        raise InputError("force-field store has no structures", file=inp.ff_data)
+    rows, dropped, notes = _supported(ff_store, rows, pre, cfg, _pretrained_name(inp))
+    if len(rows["aux"]) == 0:
+        known = element_numbers(pre.meta.get("elements", []))
+        raise InputError(
+            "no force-field structures left with only the elements "
+            + ", ".join(SYMBOLS[z] for z in sorted(known)),
+            file=inp.ff_data,
+        )
+    return Aux(ff_store, rows["aux"]), dropped, notes

@@ -1,0 +1,153 @@
+"""The run directory: everything a training run reads back or reports, written atomically.
+
+```
+config.json       the fully resolved configuration
+manifest.json     split / checkpoint / data hashes, seeds, code version, status
+train.log         one line per evaluation (appended; a resumed run notes where it resumed)
+state.pt          resumable state (model, optimiser, streams, RNGs, step, best, early stop)
+best.pt, last.pt  checkpoints (best = lowest validation MAE)
+metrics.json      final metrics (written last: its presence marks a finished run)
+predictions.csv   id, partition, target, prediction, reference, unit
+```
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from atomcollapse.artifacts import MANIFEST, now_utc, write_json_atomic
+from atomcollapse.errors import InputError
+
+CONFIG = "config.json"
+METRICS = "metrics.json"
+PREDICTIONS = "predictions.csv"
+LOG = "train.log"
+STATE = "state.pt"
+BEST = "best.pt"
+LAST = "last.pt"
+
+
+def save_torch_atomic(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary name, then rename (a kill leaves the old file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+class RunDir:
+    """A run directory opened for a fresh start, a resume, or an overwrite."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @classmethod
+    def prepare(cls, path: str | Path, *, resume: bool, overwrite: bool) -> RunDir:
+        """Check what is at ``path`` against the flags; nothing is created yet (see :meth:`create`).
+
+        A fresh run needs a missing or empty directory; ``--resume`` continues (or finds finished)
+        an existing run, or starts one where there is none; ``--overwrite`` replaces a run.
+        """
+        run = cls(path)
+        p = run.path
+        if resume and overwrite:
+            raise InputError("--resume and --overwrite exclude each other", file=p)
+        if p.exists() and not p.is_dir():
+            raise InputError("exists and is not a directory", file=p)
+        occupied = p.is_dir() and any(p.iterdir())
+        if occupied and not run.is_run():
+            raise InputError("exists and is not a run directory; choose another --out", file=p)
+        if occupied and not (resume or overwrite):
+            raise InputError(
+                "run directory exists (pass --resume to continue it or --overwrite to replace it)",
+                file=p,
+            )
+        return run
+
+    def is_run(self) -> bool:
+        m = self.path / MANIFEST
+        if not m.is_file():
+            return False
+        try:
+            return json.loads(m.read_text()).get("artifact") == "run"
+        except json.JSONDecodeError:
+            return False
+
+    def create(self, *, overwrite: bool) -> None:
+        if overwrite and self.path.is_dir() and self.is_run():
+            shutil.rmtree(self.path)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(
+                f"cannot create the run directory ({e.strerror})", file=self.path
+            ) from None
+
+    @property
+    def finished(self) -> bool:
+        return (self.path / METRICS).is_file()
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def read_json(self, name: str) -> dict[str, Any]:
+        f = self.path / name
+        try:
+            data = json.loads(f.read_text())
+        except FileNotFoundError:
+            raise InputError("missing from the run directory", file=f) from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise InputError(f"corrupt JSON ({e})", file=f) from None
+        if not isinstance(data, dict):
+            raise InputError("expected a JSON object", file=f)
+        return data
+
+    def write_json(self, name: str, obj: Any) -> None:
+        write_json_atomic(self.path / name, obj)
+
+    def log(self, line: str) -> None:
+        with open(self.path / LOG, "a") as f:
+            f.write(f"{now_utc()} {line}\n")
+
+    def save_state(self, state: dict[str, Any]) -> None:
+        save_torch_atomic(state, self.path / STATE)
+
+    def load_state(self) -> dict[str, Any] | None:
+        f = self.path / STATE
+        if not f.is_file():
+            return None
+        try:
+            return torch.load(f, map_location="cpu", weights_only=False)
+        except Exception as e:  # a torn file cannot happen (atomic), a foreign one can
+            raise InputError(f"unreadable resume state ({type(e).__name__})", file=f) from None
+
+    def drop_state(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.path / STATE).unlink()
+
+    def write_predictions(self, frame: pd.DataFrame) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=f".{PREDICTIONS}.", suffix=".tmp", dir=self.path)
+        os.close(fd)
+        try:
+            frame.to_csv(tmp, index=False, float_format="%.10g")
+            os.replace(tmp, self.path / PREDICTIONS)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise

@@ -1,0 +1,391 @@
+"""The ``train`` command's work: adapt a (pretrained) model to one target with one strategy.
+
+Every input is checked before the run directory is touched; then the model, strategy, batch
+streams and loop are built, trained (or resumed), and the best weights evaluated on every
+partition of the split.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from atomcollapse.artifacts import code_version, now_utc, sha256_arrays
+from atomcollapse.constants import SYMBOLS
+from atomcollapse.data.batching import atom_rows
+from atomcollapse.data.store import Store
+from atomcollapse.errors import InputError
+from atomcollapse.models.checkpoint import save_checkpoint
+from atomcollapse.models.model import AtomisticModel
+from atomcollapse.training import distributed
+from atomcollapse.training.config import TrainConfig
+from atomcollapse.training.inputs import EVAL_PARTITIONS, Checked, TrainInputs, check_inputs
+from atomcollapse.training.loop import Loop, TaskSpec, want_progress
+from atomcollapse.training.model_setup import (
+    build_model,
+    element_numbers,
+    loss_scale,
+    new_backbone,
+    new_property_head,
+    painn_args,
+    store_elements,
+)
+from atomcollapse.training.rundir import BEST, CONFIG, LAST, METRICS, RunDir
+from atomcollapse.training.schedule import build_optimizer
+from atomcollapse.training.seeding import make_deterministic
+from atomcollapse.training.strategies import steps_for_primary_batches
+from atomcollapse.training.streams import BatchStream
+from atomcollapse.training.tasks import (
+    ForceFieldTask,
+    PropertyTask,
+    autocast_factory,
+    mae_rmse,
+    predict_ff,
+    predict_property,
+    resolve_device,
+)
+from atomcollapse.units import factor as unit_factor
+
+__all__ = ["Session", "TrainInputs", "build_session", "check_inputs", "run_train"]
+
+#: settings a resumed run may change (they do not change the numbers on CPU)
+RESUMABLE_CHANGES = ("device", "bf16")
+
+
+def _identity(inp: TrainInputs, cfg: TrainConfig, c: Checked) -> dict[str, Any]:
+    """The manifest fields a resumed run must share with the original."""
+    ident = {
+        "dataset": {"name": c.store.name, "content_hash": c.store.content_hash},
+        "split": {
+            "hash": c.split.hash,
+            "method": c.split.manifest.get("method"),
+            "target": c.split.target,
+        },
+        "pretrained": None if c.pretrained is None else {"hash": c.pretrained.hash},
+        "aux_data": None,
+    }
+    if c.aux is not None:
+        ident["aux_data"] = {
+            "name": c.aux.store.name,
+            "content_hash": c.aux.store.content_hash,
+            "n_structures": len(c.aux.rows),
+            "labels": cfg.strategy.mft_labels,
+        }
+    return ident
+
+
+def _check_resume(run: RunDir, cfg: TrainConfig, ident: dict[str, Any]) -> None:
+    old = run.read_json(CONFIG)
+    new = cfg.to_dict()
+    for key in sorted(set(old) | set(new)):
+        if key not in RESUMABLE_CHANGES and old.get(key) != _jsonish(new.get(key)):
+            raise InputError(
+                f"--resume with a different setting {key!r} ({old.get(key)!r} in the "
+                f"run, {new.get(key)!r} now)",
+                file=run.path,
+            )
+    manifest = run.read_json("manifest.json")
+    for key, value in ident.items():
+        if _without_path(manifest.get(key)) != _jsonish(value):
+            raise InputError(
+                f"--resume with a different {key} than the run was started with", file=run.path
+            )
+
+
+def _without_path(x: Any) -> Any:
+    """A manifest entry without its ``path`` (a moved split is still the same split)."""
+    return {k: v for k, v in x.items() if k != "path"} if isinstance(x, dict) else x
+
+
+def _jsonish(x: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(x, default=str))
+
+
+def _tensor_hash(module: torch.nn.Module) -> str:
+    return sha256_arrays({k: v.detach().cpu().numpy() for k, v in module.state_dict().items()})
+
+
+def run_train(inp: TrainInputs, cfg: TrainConfig) -> dict[str, Any]:
+    """Train (or resume, or report a finished run); returns the metrics."""
+    c = check_inputs(inp, cfg)
+    ident = _identity(inp, cfg, c)
+    run = c.run
+    resuming = inp.resume and run.is_run()
+    if resuming:
+        _check_resume(run, cfg, ident)
+        if run.finished:
+            return run.read_json(METRICS)
+    dev = resolve_device(cfg.device)
+    dist = distributed.init(dev)
+    dev = resolve_device(cfg.device, dist)
+    make_deterministic()
+    try:
+        return _train(inp, cfg, c, ident, dist, dev, resuming)
+    finally:
+        distributed.shutdown(dist)
+
+
+@dataclass
+class Session:
+    """A built training run: model, loop and what the final evaluation needs."""
+
+    model: AtomisticModel
+    loop: Loop
+    prop: PropertyTask
+    values: np.ndarray
+    head_hash: str
+    total: int
+    autocast: Any
+
+
+def build_session(inp: TrainInputs, cfg: TrainConfig, c: Checked, dist, dev) -> Session:
+    """Model (pretrained or fresh backbone + new property head), strategy, streams and loop."""
+    run, strategy, seeds, store = c.run, c.strategy, c.seeds, c.store
+    target = cfg.target
+    heads: dict[str, torch.nn.Module] = {}
+    pre = c.pretrained
+    if pre is None or strategy.name == "scratch":
+        args = pre.model.backbone.model_args() if pre else painn_args(cfg.model)
+        backbone = new_backbone(args, seeds.init)
+    else:
+        backbone = pre.model.backbone
+        if "energy" in strategy.heads:
+            heads["energy"] = pre.model.heads["energy"]
+    head = new_property_head(backbone, store, c.train_rows, target, cfg.head, seeds.head)
+    heads["property"] = head
+    head_hash = _tensor_hash(head)
+    model = build_model(backbone, heads).to(dev)
+    strategy.prepare(model)
+    optimizer = build_optimizer(strategy.param_groups(model, cfg.optim.lr), cfg.optim)
+    autocast = autocast_factory(dev, cfg.bf16)
+    cutoff = float(backbone.cutoff)
+    values = np.asarray(store.target(target), dtype=np.float64)
+    scale = loss_scale(head, store, c.train_rows, target)
+    prop = PropertyTask(store, target, cutoff, dev, scale=scale)
+    stream = BatchStream(c.train_rows, cfg.batch_size, seeds.data)
+    tasks = {"property": TaskSpec(stream, prop.make_batch, prop.loss, store.n_atoms)}
+    if c.aux is not None:
+        ff = ForceFieldTask(c.aux.store, cutoff, dev, cfg.ff_loss)
+        if cfg.strategy.mft_labels == "pseudo":
+            ff.labels = _pseudo_labels(pre.model, ff, c.aux.rows, cfg.eval_batch_size, dist)
+        ff_batch = cfg.strategy.mft_ff_batch_size or cfg.batch_size
+        ff_stream = BatchStream(c.aux.rows, ff_batch, seeds.aux_data)
+        tasks["ff"] = TaskSpec(ff_stream, ff.make_batch, ff.loss, c.aux.store.n_atoms)
+    total = cfg.steps or steps_for_primary_batches(strategy, cfg.epochs * stream.steps_per_epoch)
+    val_rows = c.rows["val"]
+
+    def evaluate() -> dict[str, float]:
+        pred = predict_property(model, prop, val_rows, cfg.eval_batch_size, dist, autocast)
+        mae, rmse = mae_rmse(pred, values[val_rows])
+        return {"score": mae, "val_mae": mae, "val_rmse": rmse}
+
+    main = dist.is_main
+    loop = Loop(
+        model=model,
+        strategy=strategy,
+        optimizer=optimizer,
+        optim_cfg=cfg.optim,
+        tasks=tasks,
+        evaluate=evaluate,
+        total_steps=total,
+        patience=cfg.patience,
+        eval_every_steps=cfg.eval_every_steps,
+        state_every_steps=cfg.state_every_steps,
+        dist=dist,
+        save_state=run.save_state,
+        log=run.log if main else None,
+        progress=main and want_progress(inp.progress),
+        autocast=autocast,
+    )
+    return Session(model, loop, prop, values, head_hash, total, autocast)
+
+
+def _train(inp, cfg, c: Checked, ident, dist, dev, resuming) -> dict[str, Any]:
+    run, strategy, store = c.run, c.strategy, c.store
+    sess = build_session(inp, cfg, c, dist, dev)
+    model, loop, total, main = sess.model, sess.loop, sess.total, dist.is_main
+    state = run.load_state() if resuming else None
+    if state is not None:
+        loop.load_state_dict(state)
+        if main:
+            run.log(f"resumed at step {loop.state.step}")
+    elif main:
+        run.create(overwrite=inp.overwrite)
+        run.write_json(CONFIG, cfg.to_dict())
+        run.write_json(
+            "manifest.json", _manifest(inp, cfg, c, ident, sess.head_hash, total, dist, dev)
+        )
+        run.log(
+            f"start: {strategy.name} on {cfg.target}, {len(c.train_rows)} train structures, "
+            f"{total} steps"
+        )
+        for note in c.drop_notes:
+            run.log(note)
+    distributed.barrier(dist)
+    final = loop.run()
+    last_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if final.best_model is not None:
+        model.load_state_dict(final.best_model)
+    metrics, frame = _final_metrics(
+        model, sess.prop, c, sess.values, cfg, dist, sess.autocast, final, loop, total
+    )
+    if main:
+        elements, meta = _checkpoint_meta(cfg, c, ident, store)
+        for name, step in ((BEST, final.best_step), (LAST, final.step)):
+            if name == LAST:
+                model.load_state_dict(last_state)
+            save_checkpoint(
+                run.file(name),
+                model,
+                elements=elements,
+                training_data_hash=store.content_hash,
+                extra={**meta, "step": step},
+            )
+        run.write_predictions(frame)
+        manifest = run.read_json("manifest.json")
+        manifest.update(status="finished", finished_at=now_utc())
+        run.write_json("manifest.json", manifest)
+        run.write_json(METRICS, metrics)
+        run.drop_state()
+    distributed.barrier(dist)
+    return metrics
+
+
+def _pseudo_labels(
+    pretrained: AtomisticModel, ff: ForceFieldTask, rows, batch_size, dist
+) -> tuple[np.ndarray, np.ndarray]:
+    """Energies (eV) and forces (eV/A) on the aux rows from a frozen copy of the pretrained
+    model as loaded (MACE-style replay); computed once, before any step, so training the shared
+    backbone never moves them."""
+    frozen = copy.deepcopy(pretrained).to(ff.device).eval().requires_grad_(False)
+    energy, forces = predict_ff(frozen, ff, rows, batch_size, dist)
+    del frozen
+    e = np.zeros(len(ff.store))
+    f = np.zeros((int(ff.store.offsets[-1]), 3))
+    e[rows] = energy
+    atoms, _ = atom_rows(ff.store, rows)
+    f[atoms] = forces
+    return e, f
+
+
+def _manifest(inp, cfg, c: Checked, ident, head_hash, total, dist, dev) -> dict[str, Any]:
+    info = c.store.manifest["targets"][cfg.target]
+    s = c.strategy.describe()
+    heads = {"property": f"random (head seed {c.seeds.head})"}
+    labels = label_source = None
+    if c.aux is not None and c.pretrained is not None:
+        source = c.pretrained.meta.get("name") or "checkpoint"
+        heads["energy"] = f"pretrained {source} {c.pretrained.hash[:16]}"
+        labels = cfg.strategy.mft_labels
+        label_source = (
+            f"frozen copy of the pretrained model {c.pretrained.hash[:16]}"
+            if labels == "pseudo"
+            else f"reference labels of {c.aux.store.name!r}"
+        )
+    return {
+        "artifact": "run",
+        "schema_version": 1,
+        "command": "train",
+        "status": "running",
+        "strategy": s,
+        "target": cfg.target,
+        "unit": info["unit"],
+        "report_unit": info.get("report_unit", info["unit"]),
+        **ident,
+        "split": {**ident["split"], "path": str(inp.split)},
+        "mixing": s.get("mixing"),
+        "aux_weight": s.get("aux_weight"),
+        "aux_labels": labels,
+        "aux_label_source": label_source,
+        "pretrained_path": str(inp.pretrained) if inp.pretrained else None,
+        "pretrained_name": (c.pretrained.meta.get("name") if c.pretrained else None),
+        "heads": heads,
+        "property_head_init_hash": head_hash,
+        "seeds": c.seeds.as_dict(),
+        "n_train": len(c.train_rows),
+        "max_eval": cfg.max_eval,
+        "eval_seed": cfg.eval_seed,
+        "n_eval": {p: len(c.rows[p]) for p in EVAL_PARTITIONS},
+        "drop_unsupported_elements": cfg.drop_unsupported_elements,
+        "dropped": c.dropped,
+        "dropped_notes": c.drop_notes,
+        "total_steps": total,
+        "world_size": dist.world,
+        "device": str(dev),
+        "code_version": code_version(),
+        "created_at": now_utc(),
+    }
+
+
+def _checkpoint_meta(cfg, c: Checked, ident, store: Store) -> tuple[list[str], dict[str, Any]]:
+    """Element set (symbols) and provenance of a fine-tuned checkpoint."""
+    known = element_numbers(c.pretrained.meta.get("elements", [])) if c.pretrained else set()
+    dropped = any(c.dropped.values())
+    elements = set(known) if dropped else set(store_elements(store)) | known
+    return [SYMBOLS[z] for z in sorted(elements)], {
+        "kind": "finetuned",
+        "strategy": c.strategy.name,
+        "target": cfg.target,
+        "split_hash": c.split.hash,
+        "pretrained_hash": (ident["pretrained"] or {}).get("hash"),
+    }
+
+
+def _final_metrics(model, prop, c: Checked, values, cfg, dist, autocast, final, loop, total):
+    info = c.store.manifest["targets"][cfg.target]
+    unit = info["unit"]
+    report = info.get("report_unit", unit)
+    try:
+        k = unit_factor(unit, report)
+    except ValueError:
+        report, k = unit, 1.0
+    parts, frames = {}, []
+    for p in EVAL_PARTITIONS:
+        rows = c.rows[p]
+        if len(rows) == 0:
+            continue
+        pred = predict_property(model, prop, rows, cfg.eval_batch_size, dist, autocast)
+        mae, rmse = mae_rmse(pred, values[rows])
+        parts[p] = {
+            "n": len(rows),
+            "mae": mae,
+            "rmse": rmse,
+            "mae_report": mae * k,
+            "rmse_report": rmse * k,
+        }
+        frames.append(
+            pd.DataFrame(
+                {
+                    "id": np.asarray(c.store.ids)[rows],
+                    "partition": p,
+                    "target": cfg.target,
+                    "prediction": pred,
+                    "reference": values[rows],
+                    "unit": unit,
+                }
+            )
+        )
+    metrics = {
+        "target": cfg.target,
+        "strategy": c.strategy.name,
+        "seed": cfg.seed,
+        "unit": unit,
+        "report_unit": report,
+        "best_val_mae": final.best_score,
+        "best_step": final.best_step,
+        "steps": final.step,
+        "total_steps": total,
+        "stopped_early": final.stopped,
+        "partitions": parts,
+        "data_order": {k: t.stream.order_hash for k, t in loop.tasks.items()},
+        "batches": {k: t.stream.batches_drawn for k, t in loop.tasks.items()},
+        "history": final.history,
+    }
+    return metrics, pd.concat(frames, ignore_index=True)

@@ -1,0 +1,243 @@
+"""Report aggregation: seed statistics, gains, flags, formats and the CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from atomcollapse.analysis.aggregate import aggregate
+from atomcollapse.analysis.report import render, render_markdown
+from atomcollapse.analysis.runs import find_runs, load_run, load_runs
+from atomcollapse.cli import main
+from atomcollapse.units import HARTREE_EV
+from tests.analysis.runfactory import make_run
+
+MEV = HARTREE_EV * 1000  # meV per Hartree
+
+SCRATCH = ([0.004, 0.005, 0.006], [0.020, 0.024, 0.028])
+FINETUNE = ([0.003, 0.004, 0.005], [0.022, 0.022, 0.022])
+MFT = ([0.0037, 0.0039, 0.0041], [0.018, 0.018, 0.018])
+
+
+def study(root, target="gap", scale=1.0):
+    for strategy, (ids, oods) in (("scratch", SCRATCH), ("finetune", FINETUNE), ("mft", MFT)):
+        for seed, (i, o) in enumerate(zip(ids, oods, strict=True)):
+            make_run(root, strategy=strategy, seed=seed, target=target,
+                     id_mae=i * scale, ood_mae=o * scale)  # fmt: skip
+    return root
+
+
+def cells_by_strategy(agg, target="gap"):
+    return {c.strategy: c for c in agg.cells if c.target == target}
+
+
+def test_mean_std_over_seeds_in_report_unit(tmp_path):
+    agg = aggregate(load_runs([study(tmp_path)]))
+    c = cells_by_strategy(agg)
+    assert c["scratch"].unit == "meV"
+    assert c["scratch"].n_seeds == 3
+    mean, std = c["scratch"].stats["id_mae"]
+    assert mean == pytest.approx(0.005 * MEV)
+    assert std == pytest.approx(0.001 * MEV)  # sample std (ddof=1) of 4, 5, 6 mHa
+    assert c["finetune"].stats["ood_mae"] == pytest.approx((0.022 * MEV, 0.0))
+    assert c["mft"].values["ood_id_ratio"] == pytest.approx(0.018 / 0.0039)
+    assert not agg.excluded and all(not x.flags for x in agg.cells)
+
+
+def test_gains_against_scratch_and_finetune(tmp_path):
+    agg = aggregate(load_runs([study(tmp_path)]))
+    c = cells_by_strategy(agg)
+    assert c["finetune"].values["gain_id_vs_scratch"] == pytest.approx(20.0)
+    assert c["finetune"].values["gain_ood_vs_scratch"] == pytest.approx(100 * 0.002 / 0.024)
+    assert c["mft"].values["gain_ood_vs_scratch"] == pytest.approx(25.0)
+    assert c["mft"].values["gain_ood_vs_finetune"] == pytest.approx(100 * 0.004 / 0.022)
+    assert c["mft"].values["gain_id_vs_finetune"] == pytest.approx(100 * 0.0001 / 0.004)
+    assert math.isnan(c["scratch"].values["gain_id_vs_scratch"])  # no gain against itself
+    # OOD/ID: scratch 4.8, finetune 5.5, mft 4.615 (lowest); finetune best at ID vs scratch? no.
+    assert c["mft"].best == {
+        "id_mae", "ood_mae", "ood_id_ratio", "gain_id_vs_scratch", "gain_ood_vs_scratch",
+        "gain_id_vs_finetune", "gain_ood_vs_finetune",
+    }  # fmt: skip
+    assert c["finetune"].best == set() and c["scratch"].best == set()
+
+
+def test_summary_averages_gains_over_targets(tmp_path):
+    study(tmp_path / "gap", "gap")
+    # homo: finetune no better than scratch out of distribution, mft better on both.
+    for strategy, i, o in (
+        ("scratch", 0.004, 0.02),
+        ("finetune", 0.003, 0.02),
+        ("mft", 0.003, 0.015),
+    ):
+        for seed in range(3):
+            make_run(tmp_path / "homo", strategy=strategy, seed=seed, target="homo",
+                     id_mae=i, ood_mae=o)  # fmt: skip
+    agg = aggregate(load_runs([tmp_path]))
+    rows = {r.strategy: r for r in agg.summary}
+    assert rows["finetune"].n_targets == 2
+    assert rows["finetune"].values["gain_id_vs_scratch"] == pytest.approx((20.0 + 25.0) / 2)
+    assert rows["finetune"].values["gain_ood_vs_scratch"] == pytest.approx(
+        (100 * 0.002 / 0.024) / 2
+    )
+    assert rows["mft"].values["gain_ood_vs_scratch"] == pytest.approx((25.0 + 25.0) / 2)
+    assert rows["mft"].ood_wins_vs_finetune == (2, 2)
+    assert rows["scratch"].ood_wins_vs_finetune == (0, 2)
+    assert math.isnan(rows["scratch"].values["gain_ood_vs_scratch"])
+
+
+def test_mismatched_split_hash_is_left_out_and_said(tmp_path):
+    study(tmp_path)
+    odd = make_run(tmp_path, strategy="finetune", seed=7, id_mae=1.0, ood_mae=1.0,
+                   split_hash="x" * 64)  # fmt: skip
+    agg = aggregate(load_runs([tmp_path]))
+    ft = cells_by_strategy(agg)["finetune"]
+    assert ft.n_seeds == 3
+    assert ft.stats["id_mae"][0] == pytest.approx(0.004 * MEV)  # the odd run is not averaged
+    assert [r.path for r, _ in agg.excluded] == [odd.resolve()]
+    assert "split hash" in agg.excluded[0][1]
+    assert any("left out" in f for f in ft.flags)
+    assert "split hash" in render_markdown(agg)
+
+
+def test_mismatched_pretrained_checkpoint_is_left_out(tmp_path):
+    study(tmp_path)
+    make_run(tmp_path, strategy="mft", seed=3, pretrained_hash="q" * 64)
+    make_run(tmp_path, strategy="scratch", seed=3, pretrained_hash=None)  # not voting
+    agg = aggregate(load_runs([tmp_path]))
+    reasons = [why for _, why in agg.excluded]
+    assert len(reasons) == 1 and "pretrained checkpoint hash" in reasons[0]
+    assert cells_by_strategy(agg)["scratch"].n_seeds == 4
+
+
+def test_incomplete_group_unfinished_and_missing_metric(tmp_path):
+    study(tmp_path)
+    for seed in range(2):
+        make_run(tmp_path, strategy="linear-probe", seed=seed, id_mae=0.008, ood_mae=0.03)
+    make_run(tmp_path, strategy="linear-probe", seed=2, finished=False)
+    make_run(tmp_path, strategy="mft", seed=5, ood_mae=None)
+    agg = aggregate(load_runs([tmp_path]))
+    c = cells_by_strategy(agg)
+    assert c["linear-probe"].n_seeds == 2
+    assert c["linear-probe"].flags[0] == "incomplete: 2 of 3 seeds"
+    reasons = sorted(why for _, why in agg.excluded)
+    assert reasons == ["missing metric ood_mae", "unfinished (no metrics.json)"]
+    assert c["mft"].n_seeds == 3 and not c["mft"].flags[0].startswith("incomplete")
+    assert not c["linear-probe"].best  # incomplete cells are not eligible for "best"
+
+
+def test_repeated_seed_is_left_out(tmp_path):
+    study(tmp_path)
+    (tmp_path / "copy").mkdir()
+    make_run(tmp_path / "copy", strategy="mft", seed=0, id_mae=0.1, ood_mae=0.1)
+    agg = aggregate(load_runs([tmp_path]))
+    assert [why for _, why in agg.excluded] == ["repeats seed 0"]
+
+
+def test_csv_parses_back_and_json_is_valid(tmp_path):
+    agg = aggregate(load_runs([study(tmp_path)]))
+    df = pd.read_csv(io.StringIO(render(agg, "csv")))
+    row = df.set_index("strategy").loc["mft"]
+    assert row["unit"] == "meV" and row["n_seeds"] == 3
+    assert row["ood_mae_mean"] == pytest.approx(0.018 * MEV, rel=1e-7)
+    assert row["gain_ood_vs_finetune_pct"] == pytest.approx(100 * 0.004 / 0.022, rel=1e-7)
+    data = json.loads(render(agg, "json"))
+    assert {c["strategy"] for c in data["cells"]} == {"scratch", "finetune", "mft"}
+    ft = next(c for c in data["cells"] if c["strategy"] == "finetune")
+    assert ft["ood_mae_std"] == 0.0 and data["max_seeds"] == 3
+
+
+def test_latex_and_markdown_carry_units_and_best_marks(tmp_path):
+    agg = aggregate(load_runs([study(tmp_path)]))
+    tex = render(agg, "latex")
+    assert "ID MAE (meV)" in tex and "OOD MAE (meV)" in tex and r"(\%)" in tex
+    assert r"\textbf{" in tex and r"$\pm$" in tex and "\x00" not in tex
+    md = render(agg, "md")
+    assert "| ID MAE (meV) |" in md and "**" in md
+
+
+def test_single_seed_has_no_std(tmp_path):
+    make_run(tmp_path, strategy="scratch", seed=0, target="alpha", unit="a0^3", report_unit=None,
+             id_mae=0.3)  # fmt: skip
+    agg = aggregate([load_run(p) for p in find_runs([tmp_path])])
+    (cell,) = agg.cells
+    assert cell.unit == "a0^3"
+    assert cell.stats["id_mae"][0] == pytest.approx(0.3)
+    assert json.loads(render(agg, "json"))["cells"][0]["id_mae_std"] is None
+
+
+def test_cli_report_writes_every_format_and_plots(tmp_path, capsys):
+    study(tmp_path / "runs")
+    out = tmp_path / "out"
+    assert main(["report", str(tmp_path / "runs"), "--format", "json", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert json.loads(printed[: printed.rindex("}") + 1])["max_seeds"] == 3
+    for name in ("report.md", "report.csv", "report.tex", "report.json", "summary.csv"):
+        assert (out / name).stat().st_size > 0
+    for kind in ("mae", "tail", "parity"):
+        png = out / "plots" / f"{kind}_qm9_property-tail-gap_gap.png"
+        svg = png.with_suffix(".svg")
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
+        assert b"<svg" in svg.read_bytes()[:2000]
+
+
+def test_cli_report_table_default(tmp_path, capsys):
+    assert main(["report", str(study(tmp_path))]) == 0
+    out = capsys.readouterr().out
+    assert "(meV)" in out and "MAE" in out and "Summary" in out and "mft" in out
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "format", "corrupt", "exists"])
+def test_cli_report_bad_input(tmp_path, capsys, case):
+    runs = study(tmp_path / "runs")
+    args = ["report", str(runs)]
+    if case == "missing":
+        args = ["report", str(tmp_path / "nope")]
+    elif case == "empty":
+        (tmp_path / "empty").mkdir()
+        args = ["report", str(tmp_path / "empty")]
+    elif case == "format":
+        args += ["--format", "xlsx"]
+    elif case == "corrupt":
+        bad = next(runs.iterdir()) / "metrics.json"
+        bad.write_text("{not json")
+        args += ["--format", "json"]
+    elif case == "exists":
+        (tmp_path / "out").mkdir()
+        (tmp_path / "out" / "keep.txt").write_text("x")
+        args += ["--out", str(tmp_path / "out")]
+    rc = main(args)
+    captured = capsys.readouterr()
+    if case == "corrupt":  # a corrupt metrics file is a flagged run, not a failure
+        assert rc == 0
+        assert "corrupt JSON" in json.loads(captured.out)["excluded"][0]["reason"]
+        return
+    assert rc == 2
+    assert captured.err.startswith("error:") and len(captured.err.strip().splitlines()) == 1
+    if case == "exists":
+        assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]
+
+
+def test_run_report_unit_and_prediction_conversion(tmp_path):
+    from atomcollapse.analysis.runs import load_predictions
+
+    path = make_run(tmp_path, strategy="finetune", seed=0, report_unit="eV", id_mae=0.01)
+    rec = load_run(path)
+    assert rec.unit == "eV" and rec.source_unit == "Ha"
+    assert rec.metric("id_mae") == pytest.approx(0.01 * HARTREE_EV)
+    assert rec.metric("val_mae") == pytest.approx(0.01 * HARTREE_EV)
+    df = load_predictions(rec)
+    err = (df["prediction"] - df["reference"]).abs()
+    assert err[df["partition"] == "id_test"].to_numpy() == pytest.approx(0.01 * HARTREE_EV)
+    assert set(df["unit"]) == {"eV"}
+
+
+def test_unknown_unit_is_a_flagged_run(tmp_path):
+    make_run(tmp_path, strategy="finetune", seed=0, unit="furlong", report_unit=None)
+    (rec,) = load_runs([tmp_path])
+    assert rec.problems and "furlong" in rec.problems[0]
+    agg = aggregate([rec])
+    assert agg.cells[0].n_seeds == 0 and "furlong" in agg.excluded[0][1]

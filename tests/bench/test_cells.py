@@ -1,0 +1,154 @@
+"""Cell expansion, identities, and "done" decided by a run's manifest, never by its name."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+from atomcollapse.bench.cells import expand, toml_text
+from atomcollapse.bench.pipeline import make_plan
+from atomcollapse.bench.spec import load_spec
+from tests.bench import fake_train
+
+BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
+
+
+def test_paper_grid_has_120_cells():
+    keys = expand(load_spec(BENCHMARKS / "paper-qm9.toml"))
+    assert len(keys) == 8 * 5 * 3 == len(set(keys))
+    assert {k.target for k in keys} == {"mu", "alpha", "homo", "lumo", "gap", "r2", "zpve", "cv"}
+    assert {k.seed for k in keys} == {0, 1, 2}
+
+
+def test_expansion_is_the_product_with_model_restrictions(benv):
+    extra = f'[[models]]\nname = "other"\ncheckpoint = "{benv.ckpt}"\nstrategies = ["finetune"]\n'
+    path = benv.spec(seeds=(0, 1, 2), extra=extra)
+    text = path.read_text().replace('targets = ["gap"]', 'targets = ["gap", "alpha"]')
+    text = text.replace('[[models]]\nname = "tinypre"',
+                        '[[datasets.splits]]\nname = "again"\nmethod = "random"\n'
+                        f'artifact = "{benv.split}"\n\n[[models]]\nname = "tinypre"')  # fmt: skip
+    path.write_text(text)
+    keys = expand(load_spec(path))
+    # 2 splits x 2 targets x (3 strategies of tinypre + 1 of other) x 3 seeds
+    assert len(keys) == 2 * 2 * (3 + 1) * 3
+    assert {k.strategy for k in keys if k.model == "other"} == {"finetune"}
+    assert [k.seed for k in keys[:3]] == [0, 1, 2]
+
+
+def test_identities_follow_the_resolved_config(benv, tmp_path):
+    out = tmp_path / "out"
+    plan = make_plan(load_spec(benv.spec()), out, None, create=True)
+    ids = {c.key: c.cell_id for c in plan.cells}
+    assert len(set(ids.values())) == 6
+    again = make_plan(load_spec(benv.spec(name="same.toml")), out, None, create=True)
+    assert {c.key: c.cell_id for c in again.cells} == ids
+    device = benv.spec(extra="", name="dev.toml")
+    device.write_text(
+        device.read_text().replace("batch_size = 8", 'batch_size = 8\ndevice = "cpu"')
+    )
+    assert {c.key: c.cell_id for c in make_plan(load_spec(device), out, None,
+                                                create=True).cells} == ids  # fmt: skip
+    other = benv.spec(name="other.toml")
+    other.write_text(other.read_text().replace("batch_size = 8", "batch_size = 4"))
+    changed = {c.key: c.cell_id for c in make_plan(load_spec(other), out, None, create=True).cells}
+    assert not set(changed.values()) & set(ids.values())
+    by_strategy = {c.key.strategy: c.identity for c in plan.cells}
+    assert (
+        by_strategy["mft"]["aux_data"] is not None and by_strategy["finetune"]["aux_data"] is None
+    )
+    assert by_strategy["finetune"]["config"]["strategy"]["name"] == "finetune"
+
+
+def test_config_table_round_trips_through_toml():
+    table = {"epochs": 2, "lr_list": [0.5, 1e-5], "flag": True, "name": 'a "q"',
+             "optim": {"lr": 1e-3, "betas": [0.9, 0.999]}, "strategy": {"llrd_layers": [0.3]},
+             "nested": {"deeper": {"x": 1}}}  # fmt: skip
+    assert tomllib.loads(toml_text(table)) == table
+
+
+def _finished_run(plan, cell, where: Path) -> Path:
+    """A run directory as ``train`` leaves it, at a path that says nothing about the cell."""
+    config = cell.config_path(plan.out)
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(toml_text(cell.table))
+    assert fake_train.main(cell.train_args(plan.out, where)) == 0
+    return where
+
+
+def test_a_finished_run_with_the_same_identity_is_done_whatever_its_name(benv, tmp_path):
+    out = tmp_path / "out"
+    plan = make_plan(load_spec(benv.spec()), out, None, create=True)
+    cell = next(c for c in plan.cells if c.key.strategy == "finetune" and c.key.seed == 1)
+    run = _finished_run(plan, cell, out / "runs" / "renamed" / "whatever")
+    plan = make_plan(plan.spec, out, None, create=False)
+    states = {c.key: plan.state(c) for c in plan.cells}
+    assert states[cell.key] == "done" and plan.run_dir(cell) == run
+    assert sorted(states.values()).count("done") == 1 and list(states.values()).count("new") == 5
+
+
+def test_a_run_with_another_identity_is_not_done(benv, tmp_path):
+    out = tmp_path / "out"
+    plan = make_plan(load_spec(benv.spec()), out, None, create=True)
+    cell = next(c for c in plan.cells if c.key.strategy == "mft" and c.key.seed == 0)
+    run = _finished_run(plan, cell, cell.default_run_dir(out))
+    config = json.loads((run / "config.json").read_text())
+    config["optim"]["lr"] = 0.5
+    (run / "config.json").write_text(json.dumps(config))
+    plan = make_plan(plan.spec, out, None, create=False)
+    assert plan.state(next(c for c in plan.cells if c.key == cell.key)) == "new"
+    manifest = json.loads((run / "manifest.json").read_text())
+    config["optim"]["lr"] = cell.config["optim"]["lr"]
+    (run / "config.json").write_text(json.dumps(config))
+    manifest["split"]["hash"] = "0" * 64
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    plan = make_plan(plan.spec, out, None, create=False)
+    assert plan.state(next(c for c in plan.cells if c.key == cell.key)) == "new"
+
+
+def test_an_unfinished_run_is_resumed_in_place(benv, tmp_path):
+    out = tmp_path / "out"
+    plan = make_plan(load_spec(benv.spec()), out, None, create=True)
+    cell = plan.cells[0]
+    run = _finished_run(plan, cell, out / "runs" / "killed")
+    (run / "metrics.json").unlink()
+    plan = make_plan(plan.spec, out, None, create=False)
+    c = next(x for x in plan.cells if x.key == cell.key)
+    assert plan.state(c) == "resume" and plan.run_dir(c) == run
+    args = plan.job(c).argv
+    assert "--resume" in args and args[args.index("--out") + 1] == str(run)
+
+
+def test_dry_run_lists_cells_and_writes_nothing(benv, tmp_path, capsys):
+    from tests.bench.conftest import bench_main
+
+    out = tmp_path / "out"
+    plan = make_plan(load_spec(benv.spec()), out, None, create=True)
+    done = next(c for c in plan.cells if c.key.strategy == "scratch" and c.key.seed == 0)
+    _finished_run(plan, done, out / "runs" / "x")
+    shutil.rmtree(out / "configs", ignore_errors=True)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    capsys.readouterr()
+    assert bench_main([str(plan.spec.path), "--dry-run", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert "6 cells: 1 done, 5 new" in text
+    assert done.cell_id[:12] in text
+    for strategy in ("scratch", "finetune", "mft"):
+        assert strategy in text
+
+
+def test_dry_run_names_what_is_missing(benv, tmp_path, capsys):
+    from tests.bench.conftest import bench_main
+
+    path = benv.spec()
+    path.write_text(path.read_text().replace(str(benv.ckpt), str(tmp_path / "absent.pt")))
+    assert bench_main([str(path), "--dry-run", "--out", str(tmp_path / "out")]) == 0
+    text = capsys.readouterr().out
+    assert "6 cells: 6 blocked" in text and "absent.pt is missing" in text
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,50 @@
+"""One tiny benchmark with the real ``train``, ``report`` and ``collapse`` on synthetic data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from atomcollapse.cli import main
+from tests.bench.conftest import bench_main
+
+TINY = ["--hidden", "16", "--layers", "2", "--rbf", "8", "--cutoff", "4.0"]
+COLLAPSE = """
+[collapse]
+enabled = true
+seeds = [0]
+partition = "ood_test"
+max_per_class = 30
+tsne = false
+projections = 8
+"""
+
+
+@pytest.mark.slow
+def test_tiny_benchmark_end_to_end(benv, tmp_path, capsys):
+    ckpt = tmp_path / "pre.pt"
+    rc = main(["pretrain", "--data", str(benv.ff), "--out", str(ckpt), *TINY, "--epochs", "2",
+               "--batch-size", "8", "--device", "cpu", "--no-progress"])  # fmt: skip
+    assert rc == 0
+    spec = benv.spec(strategies=("scratch", "finetune", "mft"), seeds=(0,), extra=COLLAPSE)
+    spec.write_text(spec.read_text().replace(str(benv.ckpt), str(ckpt))
+                    .replace("batch_size = 8", 'batch_size = 8\ndevice = "cpu"'))  # fmt: skip
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert bench_main([str(spec), "--out", str(out), "--jobs", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "3 cells: 3 done" in text
+    summary = json.loads((out / "bench.json").read_text())
+    runs = [c["run_dir"] for c in summary["cells"]]
+    for run in runs:
+        metrics = json.loads((out.parent / run / "metrics.json").read_text())
+        assert {"id_test", "ood_test"} <= set(metrics["partitions"])
+    report = (out / "report" / "tinypre" / "report.csv").read_text()
+    for strategy in ("scratch", "finetune", "mft"):
+        assert strategy in report
+    collapse = (out / "collapse" / "tinypre" / "mols" / "random-gap" / "collapse.csv").read_text()
+    assert "pretrained" in collapse and "mft s0" in collapse
+    mtimes = {r: (out.parent / r / "metrics.json").stat().st_mtime_ns for r in runs}
+    assert bench_main([str(spec), "--out", str(out)]) == 0  # resumes: nothing left to train
+    assert {r: (out.parent / r / "metrics.json").stat().st_mtime_ns for r in runs} == mtimes

@@ -1,0 +1,122 @@
+"""Spec parsing and validation: a good spec becomes frozen dataclasses; a bad one, one line."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from atomcollapse.bench.spec import load_spec
+from atomcollapse.errors import InputError
+from atomcollapse.training.config import from_dict
+from tests.bench.conftest import bench_main
+
+BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
+
+
+def test_good_spec_parses(benv):
+    spec = load_spec(benv.spec(extra="[train.by_strategy.finetune]\noptim.lr = 3e-4\n"))
+    assert spec.name == "tiny"
+    assert spec.strategies == ("scratch", "finetune", "mft")
+    assert spec.seeds == (0, 1)
+    (d,) = spec.datasets
+    assert d.store.path == benv.store and d.targets == ("gap",)
+    assert d.splits[0].artifact_path("gap") == benv.split
+    (m,) = spec.models
+    assert m.checkpoint == benv.ckpt and m.ff_data.path == benv.ff
+    assert spec.train_table("finetune") == {"epochs": 1, "batch_size": 8, "optim": {"lr": 3e-4}}
+    assert spec.train_table("scratch") == {"epochs": 1, "batch_size": 8}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.name = "other"
+
+
+def test_relative_paths_are_relative_to_the_spec(tmp_path):
+    (tmp_path / "sub").mkdir()
+    path = tmp_path / "sub" / "s.toml"
+    path.write_text('strategies = ["finetune"]\nseeds = [0]\n'
+                    '[[datasets]]\nstore = "qm9"\ntargets = ["gap"]\n'
+                    '[[datasets.splits]]\nmethod = "scaffold"\nartifact = "../splits/scaffold"\n'
+                    '[[models]]\ncheckpoint = "../pre/ckpt.pt"\n')  # fmt: skip
+    spec = load_spec(path)
+    assert spec.datasets[0].store.path is None and spec.datasets[0].store.name == "qm9"
+    assert Path(spec.datasets[0].splits[0].artifact) == tmp_path / "splits" / "scaffold"
+    assert spec.models[0].checkpoint == tmp_path / "pre" / "ckpt.pt"
+    assert spec.models[0].name == "pre"
+    assert not spec.datasets[0].splits[0].per_target
+
+
+BAD = [
+    (
+        'strategies = ["scratch", "finetune", "mft"]',
+        'strategies = ["finetune", "magic"]',
+        "unknown strategy 'magic'",
+    ),
+    ('strategies = ["scratch", "finetune", "mft"]', "", "missing required key 'strategies'"),
+    ("seeds = [0, 1]", 'seeds = "0"', "'seeds' must be list, not str"),
+    ("seeds = [0, 1]", "seeds = [0, 0]", "'seeds' has duplicates"),
+    ('name = "tiny"', 'name = "tiny"\ncolour = "red"', "unknown key 'colour'"),
+    ('targets = ["gap"]', "targets = []", "'datasets[0].targets' must not be empty"),
+    ('method = "random"', 'method = "coin-flip"', "unknown split method 'coin-flip'"),
+    ("batch_size = 8", 'batch_size = "big"', "setting 'batch_size': 'big' is not a valid int"),
+    ("batch_size = 8", "batch_size = 8\nlearning = 1", "unknown setting 'learning'"),
+    ("batch_size = 8", "batch_size = 8\nseed = 3", "'train.seed' is set per cell"),
+    ('ff_data = "', 'xx_data = "', "unknown key 'models[0].xx_data'"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "message"), BAD)
+def test_bad_specs_raise_one_clear_error(benv, old, new, message):
+    path = benv.spec()
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(InputError) as e:
+        load_spec(path)
+    assert message in e.value.line()
+    assert str(path) in e.value.line()
+
+
+def test_mft_without_force_field_data_is_refused(benv):
+    path = benv.spec()
+    path.write_text("\n".join(ln for ln in path.read_text().splitlines()
+                              if not ln.startswith("ff_data")))  # fmt: skip
+    with pytest.raises(InputError, match="strategy 'mft' needs 'ff_data'"):
+        load_spec(path)
+
+
+def test_bad_toml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("strategies = [\n")
+    with pytest.raises(InputError, match="invalid TOML"):
+        load_spec(bad)
+    with pytest.raises(InputError, match="benchmark spec not found"):
+        load_spec(tmp_path / "absent.toml")
+
+
+def test_bad_spec_through_the_cli_is_one_line_and_exit_2(benv, capsys, tmp_path):
+    path = benv.spec(strategies=("finetune", "magic"))
+    rc = bench_main([str(path), "--dry-run", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.count("\n") == 1 and err.startswith("error: ") and "unknown strategy" in err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--jobs", "0"], "--jobs must be at least 1"),
+    (["--launcher", "pbs"], "--launcher must be local or slurm"),
+    (["--dry-run", "--collect"], "exclude each other"),
+])  # fmt: skip
+def test_bad_options_exit_2(benv, capsys, args, message):
+    rc = bench_main([str(benv.spec()), *args])
+    assert rc == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["paper-qm9", "scaffold-qm9", "materials-composition", "smoke"])
+def test_shipped_specs_are_valid(name):
+    spec = load_spec(BENCHMARKS / f"{name}.toml")
+    assert spec.name == name
+    if name == "smoke":  # every cell is scored on the same 1,000 structures per partition
+        cfg = from_dict(spec.train_table("mft"))
+        assert (cfg.max_eval, cfg.eval_seed, cfg.max_train) == (1000, 0, 2000)
