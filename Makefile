@@ -9,7 +9,11 @@ comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 DATA ?= data
 
-.PHONY: setup demo test test-fast lint format bench-ingest mattersim-data perf clean
+AC := $(BIN)/atomcollapse --data-root $(DATA)
+# The canonical QM9 splits whose test molecules pretraining data must not contain.
+XTB_EXCLUDE := $(foreach s,$(sort $(wildcard splits/qm9/*/manifest.json)),--exclude-split $(patsubst %/manifest.json,%,$(s)))
+
+.PHONY: setup demo test test-fast lint format bench-ingest mattersim-data pretrained perf clean
 
 setup: $(STAMP)
 
@@ -21,9 +25,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
 	touch $@
 
+# The main job: the CPU smoke benchmark (ingest QM9 from the qm9pack wheel, committed split and
+# checkpoint, 4 strategies x 2 seeds, report table, plots, collapse analysis).
 demo: $(STAMP)
-	$(BIN)/atomcollapse --data-root $(DATA) ingest qm9 --skip-existing
-	$(BIN)/atomcollapse --data-root $(DATA) datasets show qm9
+	$(AC) bench benchmarks/smoke.toml --out results/smoke
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -43,6 +48,24 @@ format: $(STAMP)
 # MatterSim's 5,222 DFT benchmark frames, from the mattersim==1.2.3 source archive on PyPI.
 mattersim-data: $(STAMP)
 	$(BIN)/python -m atomcollapse.data.sources.mattersim --out $(DATA)/raw/mattersim
+	$(AC) ingest extxyz $(sort $(wildcard $(DATA)/raw/mattersim/*.xyz)) --name mattersim --overwrite
+
+# Rebuilds the committed checkpoints under pretrained/ from a fresh clone, offline, bit for bit on
+# CPU (one thread per process; about an hour on 2 cores): GFN2-xTB conformers of QM9 molecules outside
+# the canonical splits' test sets, a PaiNN pretrained on them, the 2,000-conformer subset that the
+# smoke benchmark uses for MFT, and a materials PaiNN pretrained on MatterSim's DFT frames.
+pretrained: $(STAMP)
+	$(AC) ingest qm9 --skip-existing
+	$(AC) label xtb --name qm9-xtb --data qm9 --n-molecules 4000 --per-molecule 4 \
+		--method rattle --method rdkit --seed 0 $(XTB_EXCLUDE) --overwrite
+	OMP_NUM_THREADS=1 $(AC) pretrain --data qm9-xtb --out pretrained/painn-qm9-xtb/checkpoint.pt \
+		--hidden 64 --layers 3 --rbf 20 --cutoff 5.0 --steps 1000 --batch-size 32 --seed 0 \
+		--device cpu --no-progress --overwrite
+	$(AC) datasets subset qm9-xtb --n 2000 --seed 0 --out pretrained/qm9-xtb-2k --overwrite
+	$(MAKE) mattersim-data
+	OMP_NUM_THREADS=1 $(AC) pretrain --data mattersim --out pretrained/painn-mattersim/checkpoint.pt \
+		--hidden 64 --layers 3 --rbf 20 --cutoff 5.0 --steps 500 --batch-size 16 --seed 0 \
+		--device cpu --no-progress --overwrite
 
 bench-ingest: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py --data-root $(DATA)

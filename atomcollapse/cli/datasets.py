@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.table import Table
 
 from atomcollapse.cli.common import console, state
 from atomcollapse.constants import QM9_BENCHMARK_TARGETS
-from atomcollapse.data.store import data_root, list_stores, open_store
+from atomcollapse.data.store import data_root, list_stores, open_store, store_path, write_subset
 from atomcollapse.units import convert
 
 app = typer.Typer(help="List and describe dataset stores.", no_args_is_help=True)
@@ -60,3 +62,20 @@ def show(name: str = typer.Argument(..., help="Store name or path.")) -> None:
     for group in ("atom_arrays", "structure_arrays"):
         for k, v in m.get(group, {}).items():
             console.print(f"{group[:-7]} array {k} \\[{v.get('unit', '')}]")
+
+
+@app.command("subset")
+def subset(
+    name: str = typer.Argument(..., help="Store name or path to draw from."),
+    n: int = typer.Option(..., "--n", help="Number of structures."),
+    out: str = typer.Option(
+        ..., "--out", help="Name (under the data root) or path of the new store."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random draw."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
+) -> None:
+    """A seeded random subset of a store, e.g. a small force-field set to ship with a checkpoint."""
+    src = open_store(name, state.data_root)
+    target = Path(out) if ("/" in out or out.startswith(".")) else store_path(out, state.data_root)
+    write_subset(src, n, target, name=target.name, seed=seed, overwrite=overwrite)
+    console.print(f"wrote {target}: {n:,} of {len(src):,} structures of {src.name} (seed {seed})")

@@ -297,6 +297,47 @@ class Store:
         return list(self.manifest["elements"])
 
 
+def subset_structures(s: Structures, rows: np.ndarray) -> Structures:
+    """The structures at ``rows`` (in that order), with every per-atom and per-structure array."""
+    rows = np.asarray(rows, dtype=np.int64)
+    counts = np.diff(s.offsets)[rows]
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    atoms = (
+        np.concatenate([np.arange(s.offsets[r], s.offsets[r + 1]) for r in rows])
+        if len(rows)
+        else np.zeros(0, np.int64)
+    )
+    return Structures(
+        numbers=s.numbers[atoms], positions=s.positions[atoms], offsets=offsets,
+        cell=s.cell[rows], pbc=s.pbc[rows], ids=s.ids[rows],
+        columns={k: v[rows] for k, v in s.columns.items()},
+        targets={k: v[rows] for k, v in s.targets.items()},
+        target_units=dict(s.target_units),
+        atom_arrays={k: v[atoms] for k, v in s.atom_arrays.items()},
+        structure_arrays={k: v[rows] for k, v in s.structure_arrays.items()},
+        array_units=dict(s.array_units),
+    )  # fmt: skip
+
+
+def write_subset(
+    store: Store, n: int, target: str | Path, *, name: str, seed: int = 0, overwrite: bool = False
+) -> Path:
+    """Write a seeded random subset of ``n`` structures of ``store`` (kept in store order)."""
+    if not 0 < n <= len(store):
+        raise InputError(f"subset size {n} must be between 1 and {len(store)}", file=store.path)
+    rows = np.sort(np.random.default_rng(seed).choice(len(store), size=n, replace=False))
+    m = store.manifest
+    info = {t: {k: v for k, v in d.items() if k not in ("count", "mean", "std", "min", "max", "unit")}
+            for t, d in m["targets"].items()}  # fmt: skip
+    source = {"format": "subset", "parent": m["name"], "parent_hash": m["content_hash"],
+              "n": n, "seed": seed, "parent_source": m["source"]}  # fmt: skip
+    return write_store(
+        subset_structures(store.to_structures(), rows), target, name=name, kind=m["kind"],
+        source=source, target_info=info, extra=m.get("extra", {}), overwrite=overwrite,
+    )  # fmt: skip
+
+
 def open_store(name_or_path: str | Path, root: str | Path | None = None) -> Store:
     return Store(store_path(name_or_path, root))
 

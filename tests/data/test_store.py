@@ -107,3 +107,30 @@ def test_corrupt_manifest_is_input_error(tmp_path):
     (p / "manifest.json").write_text("{not json")
     with pytest.raises(InputError, match="corrupt manifest"):
         open_store(p)
+
+
+def test_subset_keeps_rows_atoms_and_arrays(tmp_path, capsys):
+    s = make_molecules(9)
+    s.atom_arrays["forces"] = np.arange(s.n_atoms * 3, dtype=float).reshape(-1, 3)
+    s.array_units["forces"] = "eV/A"
+    src = write_store(s, tmp_path / "stores" / "src", name="src", kind="forcefield", source={})
+    rc = main(
+        ["--data-root", str(tmp_path), "datasets", "subset", "src", "--n", "4", "--out", "sub"]
+    )
+    assert rc == 0
+    sub = open_store(tmp_path / "stores" / "sub")
+    assert len(sub) == 4 and sub.manifest["source"]["parent_hash"] == open_store(src).content_hash
+    full = open_store(src)
+    rows = [list(full.ids).index(i) for i in sub.ids]
+    assert rows == sorted(rows)
+    for k, r in enumerate(rows):
+        a, b = full.offsets[r], full.offsets[r + 1]
+        c, d = sub.offsets[k], sub.offsets[k + 1]
+        assert np.array_equal(sub.positions[c:d], full.positions[a:b])
+        assert np.array_equal(sub.atom_array("forces")[c:d], full.atom_array("forces")[a:b])
+        assert sub.target("y")[k] == full.target("y")[r]
+    assert (
+        main(["--data-root", str(tmp_path), "datasets", "subset", "src", "--n", "99", "--out", "x"])
+        == 2
+    )
+    assert "subset size 99" in capsys.readouterr().err
