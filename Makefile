@@ -13,7 +13,8 @@ AC := $(BIN)/atomcollapse --data-root $(DATA)
 # The canonical QM9 splits whose test molecules pretraining data must not contain.
 XTB_EXCLUDE := $(foreach s,$(sort $(wildcard splits/qm9/*/manifest.json)),--exclude-split $(patsubst %/manifest.json,%,$(s)))
 
-.PHONY: setup demo test test-fast lint format bench-ingest mattersim-data pretrained perf clean
+.PHONY: setup demo test test-fast lint format bench-ingest mattersim-data pretrained bench-deps perf \
+	perf-quick clean
 
 setup: $(STAMP)
 
@@ -69,6 +70,32 @@ pretrained: $(STAMP)
 
 bench-ingest: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py --data-root $(DATA)
+
+# Optional benchmark dependencies: schnetpack 2.1.1's PaiNN is the training-throughput reference.
+# schnetpack and the Lightning packages would pull another torch, so they go in with --no-deps;
+# their plain dependencies go in normally, next to $(TORCH_SPEC) so that pip fails rather than
+# replace torch. Not in pyproject.toml: an extra cannot say --no-deps.
+BENCH_NODEPS := schnetpack==2.1.1 pytorch-lightning==2.6.6 torchmetrics==1.9.0 \
+	lightning-utilities==0.15.3 torch-ema==0.3
+BENCH_DEPS := h5py==3.16.0 PyYAML==6.0.4 fasteners==0.20 dirsync==2.2.6 matscipy==1.3.1 \
+	fsspec==2026.9.0 hydra-core==1.3.8
+BENCH_STAMP := $(VENV)/.installed-bench-deps
+
+bench-deps: $(BENCH_STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install -q --no-deps $(BENCH_NODEPS)
+	$(BIN)/pip install -q "$(TORCH_SPEC)" $(BENCH_DEPS)
+	touch $@
+
+# Every performance benchmark (ingest, neighbour lists, splits, PaiNN throughput against
+# schnetpack, mft step, xTB labelling, collapse measures) in one table; writes results/perf.json.
+# perf-quick: small sizes, under 10 minutes on 2 cores; perf: full sizes, about half an hour.
+perf: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/perf.py --data-root $(DATA)
+
+perf-quick: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/perf.py --data-root $(DATA) --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _perf import perf
 
 
 class Timer:
@@ -137,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, sec in timer.times.items():
         print(f"{name:24s}: {sec:9.2f} s")
     print(f"{'total':24s}: {total:9.2f} s")
+    what = f"{info['path']}, {info['atoms']:,} atoms, {info['models']} models"
+    tsne = f"t-SNE {args.tsne_max_iter} it" if args.tsne else "no t-SNE"
+    perf("collapse", f"collapse measures, total ({what}, {tsne})", total, "s", "lower")
+    if "tsne" in timer.times:
+        perf("collapse", f"t-SNE ({what})", timer.times["tsne"], "s", "lower")
     if args.json:
         args.json.write_text(
             json.dumps({**info, "seconds": timer.times, "total_s": total}, indent=2)

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _perf import perf
 
 
 def _peak_rss_mib() -> float:
@@ -80,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"open store        : {t_open * 1e3:8.2f} ms")
     print(f"iterate molecules : {t_iter:8.2f} s  ({n / t_iter:,.0f} molecules/s)")
     print(f"load one target   : {t_target * 1e3:8.2f} ms")
+    what = f"QM9 {fmt}, {n:,} molecules"
+    perf("ingest", f"read + write store ({what})", t_ingest, "s", "lower")
+    perf("ingest", "peak RSS during ingest", rss_ingest, "MiB", "lower")
+    perf("ingest", "open store", t_open * 1e3, "ms", "lower")
+    perf("ingest", "iterate molecules", n / t_iter, "molecules/s", "higher")
+    perf("ingest", "load one target column", t_target * 1e3, "ms", "lower")
     if not args.keep:
         shutil.rmtree(target, ignore_errors=True)
         with contextlib.suppress(OSError):

@@ -17,6 +17,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _perf import perf
+
+SKLEARN = "sklearn KernelDensity (exact)"
 
 
 def _kde_check(values: np.ndarray, n_sample: int, seed: int = 0) -> tuple[int, int, float, float]:
@@ -64,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         x = np.round(np.concatenate([rng.normal(0, 1, 80_000), rng.normal(3, 0.4, 50_000)]), 3)
         d, ties, t_ours, t_ref = _kde_check(x, n_sample)
         print(f"synthetic: {d} differences ({ties} ties); ours {t_ours:.3f}s, sklearn {t_ref:.2f}s")
+        what = f"synthetic, {n_sample:,} values"
+        perf("splits", f"KDE lowest-density ranking ({what})", t_ours, "s", "lower", SKLEARN, t_ref)
+        perf("splits", f"KDE ranking differences beyond ties ({what})", d - ties, "values", "lower")
         return 0
 
     from atomcollapse.data.store import Store
@@ -83,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         how = f"{kde['method']} ({kde['values_rechecked_exactly']} rechecked)"
         print(f"property-tail {t:<8} {dt:>8.2f}  {counts}  {how}")
     print(f"{'all 8 property-tail':<22} {total:>8.2f}")
+    n_targets = len(QM9_BENCHMARK_TARGETS)
+    what = f"{len(store):,} molecules"
+    perf("splits", f"{n_targets} property-tail splits ({what})", total, "s", "lower")
     if not args.quick:
         t0 = time.perf_counter()
         split = make_split(store, SplitConfig(method="scaffold", n_ood=10_000))
@@ -92,11 +101,17 @@ def main(argv: list[str] | None = None) -> int:
               f"{'/'.join(f'{v:,}' for v in list(split.counts().values())[:4])}  "
               f"{g['n_total']:,} scaffolds, computed in "
               f"{split.manifest['details']['scaffold_seconds']:.1f}s")  # fmt: skip
+        perf("splits", f"scaffold split ({what})", dt, "s", "lower")
     print(f"\nKDE ranking vs sklearn KernelDensity (exact), {n_sample:,} random values per target:")
+    sums = np.zeros(3)
     for t in QM9_BENCHMARK_TARGETS:
         d, ties, t_ours, t_ref = _kde_check(np.asarray(store.target(t)), n_sample)
+        sums += (d - ties, t_ours, t_ref)
         verdict = "identical" if d == 0 else f"{d} differ, {ties} of them ties at the cutoff"
         print(f"  {t:<6} {verdict:<40} ours {t_ours:.3f}s, sklearn {t_ref:.2f}s")
+    what = f"{n_targets} targets x {n_sample:,} values"
+    perf("splits", f"KDE lowest-density ranking ({what})", sums[1], "s", "lower", SKLEARN, sums[2])
+    perf("splits", f"KDE ranking differences beyond ties ({what})", sums[0], "values", "lower")
     return 0
 
 

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _perf import perf
 
 
 def _g2_store(root: Path) -> str:
@@ -61,9 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         qm9 = args.data_root / "stores" / "qm9"
         if (qm9 / "manifest.json").is_file():
-            source, label = str(qm9.resolve()), "QM9"
+            source, label, short = str(qm9.resolve()), "QM9", "QM9"
         else:
             source, label = _g2_store(tmp), "ASE G2 stand-in (no QM9 store found)"
+            short = "ASE G2 stand-in"
         n_avail = len(open_store(source, tmp))
         n_mol = min(n_mol, n_avail)
         print(
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             f"({', '.join(methods)}); {cores} core(s), os.cpu_count()={os.cpu_count()}"
         )
         sampling = SamplingConfig(methods=methods, per_molecule=per, seed=0)
-        hashes = set()
+        hashes, rates = set(), {}
         print(
             f"{'workers':>7} {'structures':>10} {'failed':>6} {'wall s':>8} {'conf/s':>8} "
             f"{'conf/min':>9} {'ms/conf/worker':>14}"
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             out = run_label_job(job, root=tmp, workers=w)
             wall = time.perf_counter() - t0
             hashes.add(open_store(f"bench-w{w}", tmp).content_hash)
-            rate = out.n_tasks / wall
+            rate = rates[w] = out.n_tasks / wall
             print(
                 f"{w:>7} {out.n_labelled:>10} {out.n_failed:>6} {wall:>8.2f} {rate:>8.1f} "
                 f"{60 * rate:>9.0f} {1000 * w / rate:>14.1f}"
@@ -92,6 +94,15 @@ def main(argv: list[str] | None = None) -> int:
             f"mean atoms per conformer: {atoms:.1f}; identical stores across worker counts: "
             f"{'yes' if len(hashes) == 1 else 'NO'}"
         )
+        what = f"{short}, {n_mol} x {per} conformers"
+        for w in workers:
+            if w == 1:
+                continue
+            perf("xtb", f"GFN2-xTB labelling, {w} workers ({what})", rates[w], "conformers/s",
+                 "higher", "1 worker", rates.get(1))  # fmt: skip
+        if workers == [1]:
+            perf("xtb", f"GFN2-xTB labelling, 1 worker ({what})", rates[1], "conformers/s",
+                 "higher", note="one core only: no multi-worker comparison")  # fmt: skip
         return 0 if len(hashes) == 1 else 1
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
