@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
 
 from atomcollapse.analysis.collapse import EDGE_MAX_DISTANCE, Sample
 from atomcollapse.errors import InputError
+
+if TYPE_CHECKING:
+    from atomcollapse.models.base import Backbone
 
 EDGE_MODES = ("auto", "backbone", "pair")
 
@@ -28,7 +32,7 @@ class Embeddings:
     edge_mode: str  # "backbone" or "pair"
 
 
-def load_backbone(path: str | Path) -> torch.nn.Module:
+def load_backbone(path: str | Path) -> Backbone:
     """The backbone of a checkpoint file, or of a run directory's best checkpoint, in eval mode."""
     from atomcollapse.analysis.runs import BEST_CHECKPOINT, is_run_dir
     from atomcollapse.models.checkpoint import load_checkpoint
@@ -41,7 +45,7 @@ def load_backbone(path: str | Path) -> torch.nn.Module:
     if not p.is_file():
         raise InputError("checkpoint not found", file=p)
     model, _ = load_checkpoint(p)
-    backbone = getattr(model, "backbone", model)
+    backbone = cast("Backbone", getattr(model, "backbone", model))
     return backbone.eval()
 
 
@@ -69,7 +73,7 @@ def _match_edges(
 
 @torch.no_grad()
 def extract(
-    backbone: torch.nn.Module,
+    backbone: Backbone,
     store,
     sample: Sample,
     *,

@@ -71,7 +71,7 @@ def plot_tail_error(
             ref.min(), ref.max() if ref.max() > ref.min() else ref.min() + 1, n_bins + 1
         )
         hist = ax.twinx()
-        hist.hist(ref, bins=edges, color="0.85", zorder=0)
+        hist.hist(ref, bins=edges.tolist(), color="0.85", zorder=0)
         hist.set_ylabel("OOD molecules per bin", color="0.5")
         ax.set_zorder(hist.get_zorder() + 1)
         ax.patch.set_visible(False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,7 @@ def is_run_dir(path: Path) -> bool:
         return False
 
 
-def find_runs(paths: list[str | Path]) -> list[Path]:
+def find_runs(paths: Sequence[str | Path]) -> list[Path]:
     """Run directories named in ``paths`` or found below them (sorted, without duplicates)."""
     found: set[Path] = set()
     for p in map(Path, paths):
@@ -201,7 +202,7 @@ def _load_metrics(rec: RunRecord, path: Path) -> None:
                 rec.metrics[f"{short}_{stat}"] = float(v) * scale
 
 
-def load_runs(paths: list[str | Path]) -> list[RunRecord]:
+def load_runs(paths: Sequence[str | Path]) -> list[RunRecord]:
     """All runs named in or found below ``paths``."""
     runs = [load_run(p) for p in find_runs(paths)]
     if not runs:

@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.text import Text
@@ -13,6 +14,9 @@ from rich.text import Text
 from atomcollapse import __version__
 from atomcollapse.cli.common import err_console, state
 from atomcollapse.errors import InputError
+
+if TYPE_CHECKING:
+    from typer._click.exceptions import ClickException as _ClickException
 
 app = typer.Typer(
     name="atomcollapse",
@@ -64,7 +68,7 @@ def _register() -> None:
 _register()
 
 
-def _click_exception_type() -> type[Exception] | None:
+def _click_exception_type() -> type[_ClickException] | None:
     """click's ClickException, wherever this typer version keeps it (typer 0.2x vendors click)."""
     try:
         from click.exceptions import ClickException

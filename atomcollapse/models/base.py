@@ -39,18 +39,19 @@ class AtomsBatch:
         return int(self.offsets.numel() - 1)
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> AtomsBatch:
-        def mv(t: torch.Tensor | None) -> torch.Tensor | None:
-            if t is None:
-                return None
+        def mv(t: torch.Tensor) -> torch.Tensor:
             if dtype is not None and t.is_floating_point():
                 return t.to(device=device, dtype=dtype, non_blocking=True)
             return t.to(device=device, non_blocking=True)
+
+        def mv_opt(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else mv(t)
 
         return replace(
             self,
             numbers=mv(self.numbers), positions=mv(self.positions), batch=mv(self.batch),
             offsets=mv(self.offsets), edge_index=mv(self.edge_index), shifts=mv(self.shifts),
-            cell=mv(self.cell), pbc=mv(self.pbc), index=mv(self.index),
+            cell=mv_opt(self.cell), pbc=mv_opt(self.pbc), index=mv_opt(self.index),
             labels={k: mv(v) for k, v in self.labels.items()},
         )  # fmt: skip
 

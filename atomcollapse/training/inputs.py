@@ -129,7 +129,9 @@ def check_inputs(inp: TrainInputs, cfg: TrainConfig) -> Checked:
     for p in ("train", "val"):
         if len(split.indices(p)) == 0:
             raise InputError(f"split has no {p} structures", file=inp.split)
-    pretrained, dropped, notes = None, {}, []
+    pretrained: Pretrained | None = None
+    dropped: dict[str, int] = {}
+    notes: list[str] = []
     if inp.pretrained is not None:
         pretrained = Pretrained(*load_pretrained(inp.pretrained))
         _check_periodic(store, rows, pretrained, _pretrained_name(inp))
@@ -187,6 +189,7 @@ def _aux(
     inp: TrainInputs, cfg: TrainConfig, seeds: Seeds, pre: Pretrained
 ) -> tuple[Aux, dict[str, int], list[str]]:
     """The force-field store of mft; reference labels need energies and forces in it."""
+    assert inp.ff_data is not None  # _aux is called only with --ff-data
     ff_store = open_store(inp.ff_data, inp.data_root)
     if cfg.strategy.mft_labels == "reference":
         ff_store.target("energy")

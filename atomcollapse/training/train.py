@@ -174,6 +174,7 @@ def build_session(inp: TrainInputs, cfg: TrainConfig, c: Checked, dist, dev) -> 
     if c.aux is not None:
         ff = ForceFieldTask(c.aux.store, cutoff, dev, cfg.ff_loss)
         if cfg.strategy.mft_labels == "pseudo":
+            assert pre is not None  # aux data is loaded only with a pretrained model
             ff.labels = _pseudo_labels(pre.model, ff, c.aux.rows, cfg.eval_batch_size, dist)
         ff_batch = cfg.strategy.mft_ff_batch_size or cfg.batch_size
         ff_stream = BatchStream(c.aux.rows, ff_batch, seeds.aux_data)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -32,6 +32,10 @@ from atomcollapse.models.base import Backbone
 from atomcollapse.models.checkpoint import BACKBONES, load_checkpoint, register_backbone
 from atomcollapse.models.heads import HEADS
 from atomcollapse.models.model import AtomisticModel
+
+if TYPE_CHECKING:
+    from atomcollapse.models.adapters.ani import AniBackbone
+    from atomcollapse.models.adapters.sevenn import SevenNetBackbone
 
 __all__ = [
     "PretrainedSpec", "describe_drop", "is_pretrained_name", "load_pretrained",
@@ -89,7 +93,7 @@ def _ani_head(feature_dim: int, **kwargs: Any) -> torch.nn.Module:
     return AniEnergyHead(feature_dim, **kwargs)
 
 
-def _sevennet_backbone(**kwargs: Any) -> Backbone:
+def _sevennet_backbone(**kwargs: Any) -> SevenNetBackbone:
     from atomcollapse.models.adapters.sevenn import SevenNetBackbone
 
     return SevenNetBackbone(**kwargs)
@@ -122,6 +126,7 @@ def load_pretrained_with_meta(name_or_path: str | Path) -> tuple[AtomisticModel,
     records exactly which weights it started from.
     """
     spec = parse_name(str(name_or_path))
+    elements: tuple[int, ...]
     if spec is None or Path(name_or_path).exists():
         model, meta = load_checkpoint(name_or_path)
         return model, meta, meta["hash"]
@@ -149,7 +154,7 @@ def scratch_backbone(model_args: dict[str, Any], seed: int) -> Backbone:
     kind = args.pop("type", None)
     if kind not in ("ani", "sevennet"):
         raise InputError(f"not an adapter backbone type: {kind!r}")
-    backbone = BACKBONES[kind](**args)
+    backbone = cast("AniBackbone | SevenNetBackbone", BACKBONES[kind](**args))
     backbone.reinitialize(seed)
     return backbone
 

@@ -28,6 +28,7 @@ import importlib.resources
 import sys
 import types
 from collections.abc import Iterator
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -86,8 +87,11 @@ def _torchani():
 
 
 @functools.lru_cache(maxsize=2)
-def _builtin(weights: str) -> nn.Module:
-    """torchani's builtin ensemble (AEV computer, networks, self energies); loaded once."""
+def _builtin(weights: str) -> Any:
+    """torchani's builtin ensemble (AEV computer, networks, self energies); loaded once.
+
+    Typed ``Any``: torchani ships no type information.
+    """
     if weights not in WEIGHTS:
         raise InputError(f"unknown ANI weights {weights!r}; known: {', '.join(WEIGHTS)}")
     model = getattr(_torchani().models, WEIGHTS[weights])(periodic_table_index=False)
@@ -105,8 +109,8 @@ def _members(weights: str, model_index: int | None) -> list[nn.ModuleDict]:
     return [ensemble[model_index]]
 
 
-def _linears(network: nn.Sequential) -> list[nn.Linear]:
-    return [m for m in network if isinstance(m, nn.Linear)]
+def _linears(network: nn.Module) -> list[nn.Linear]:
+    return [m for m in cast(nn.Sequential, network) if isinstance(m, nn.Linear)]
 
 
 class AniBackbone(Backbone):
@@ -114,6 +118,8 @@ class AniBackbone(Backbone):
 
     ``model_index`` picks one ensemble member (0..7, 8x cheaper); ``None`` uses all eight.
     """
+
+    table: torch.Tensor
 
     def __init__(self, *, weights: str = "ani1x", model_index: int | None = None) -> None:
         super().__init__()
@@ -125,12 +131,13 @@ class AniBackbone(Backbone):
         self.networks = nn.ModuleDict(
             {
                 sym: nn.ModuleList(
-                    nn.Sequential(*copy.deepcopy(list(m[sym]))[:-1]) for m in members
+                    nn.Sequential(*copy.deepcopy(list(cast(nn.Sequential, m[sym])))[:-1])
+                    for m in members
                 )
                 for sym in SYMBOLS
             }
         )
-        first = [_linears(self.networks[s][0]) for s in SYMBOLS]
+        first = [_linears(self._nets(s)[0]) for s in SYMBOLS]
         self.widths = [max(layers[k].out_features for layers in first) for k in range(3)]
         self.n_members = len(members)
         self.feature_dim = self.widths[-1] * self.n_members
@@ -150,7 +157,7 @@ class AniBackbone(Backbone):
                 continue
             x = aev.index_select(0, idx)
             per_member: list[list[torch.Tensor]] = [[] for _ in self.widths]
-            for net in self.networks[sym]:
+            for net in self._nets(sym):
                 h = x
                 for k, module in enumerate(net):
                     h = module(h)
@@ -162,6 +169,10 @@ class AniBackbone(Backbone):
                 outs[depth] = outs[depth].index_copy(0, idx, torch.cat(parts, dim=1))
         layers.extend(outs)
         return BackboneOutput(node=outs[-1], layers=layers)
+
+    def _nets(self, sym: str) -> list[nn.Sequential]:
+        """The element networks of ``sym``, one per ensemble member."""
+        return [cast(nn.Sequential, net) for net in cast(nn.ModuleList, self.networks[sym])]
 
     def _aev(self, batch: AtomsBatch, species: torch.Tensor) -> torch.Tensor:
         """AEVs (N, 384) of the packed atoms, via torchani's padded (B, A) layout."""
@@ -183,7 +194,7 @@ class AniBackbone(Backbone):
             params = [
                 p
                 for sym in SYMBOLS
-                for net in self.networks[sym]
+                for net in self._nets(sym)
                 for p in _linears(net)[k].parameters()
             ]
             blocks.append((f"layer{k + 1}", params))
@@ -197,7 +208,7 @@ class AniBackbone(Backbone):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             for sym in SYMBOLS:
-                for net in self.networks[sym]:
+                for net in self._nets(sym):
                     for lin in _linears(net):
                         lin.reset_parameters()
 
@@ -210,6 +221,8 @@ class AniEnergyHead(nn.Module):
     in Hartree units (as pretrained); the self energies (Hartree) are fixed constants of the
     weight set, not parameters, so they keep full precision whatever the model's dtype.
     """
+
+    table: torch.Tensor
 
     def __init__(
         self, feature_dim: int, *, weights: str = "ani1x", model_index: int | None = None

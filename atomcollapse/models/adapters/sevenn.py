@@ -21,6 +21,7 @@ import copy
 import functools
 import re
 import warnings
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -83,7 +84,7 @@ def _is_constant(name: str) -> bool:
 
 def _modules(weights: str) -> tuple[dict[str, nn.Module], dict]:
     model, config = _pretrained(weights)
-    return dict(copy.deepcopy(model)._modules), config
+    return cast("dict[str, nn.Module]", dict(copy.deepcopy(model)._modules)), config
 
 
 class _ExactConstants(nn.Module):
@@ -113,20 +114,28 @@ class _ExactConstants(nn.Module):
             owner_name, _, leaf = name.rpartition(".")
             owner = self.get_submodule(owner_name)
             buf = owner._buffers[leaf]
+            assert buf is not None  # recorded from named_buffers(), which skips None
             owner._buffers[leaf] = exact.to(device=buf.device, dtype=buf.dtype)
 
 
 def _scalar_channels(irreps) -> list[int]:
     """Indices of the l = 0, even-parity channels in an e3nn irreps layout."""
-    out = []
+    out: list[int] = []
     for (mul, ir), sl in zip(irreps, irreps.slices(), strict=True):
         if ir.l == 0 and ir.p == 1:
             out.extend(range(sl.start, sl.start + mul))
     return out
 
 
+def _gate_irreps(block: nn.ModuleList) -> Any:
+    """The output irreps (an e3nn ``Irreps``; e3nn is untyped) of a block's last gate."""
+    return cast(Any, block[-1]).gate.irreps_out
+
+
 class SevenNetBackbone(_ExactConstants, Backbone):
     """SevenNet-0's embedding and interaction blocks (``weights="sevennet-0"``)."""
+
+    table: torch.Tensor
 
     def __init__(self, *, weights: str = "sevennet-0") -> None:
         super().__init__()
@@ -146,12 +155,13 @@ class SevenNetBackbone(_ExactConstants, Backbone):
             n_blocks += 1
         if n_blocks == 0:
             raise InputError(f"SevenNet weights {weights!r} have no interaction blocks")
-        self.blocks = nn.ModuleList(
+        blocks = [
             nn.ModuleList(m for k, m in modules.items() if k.startswith(f"{b}_"))
             for b in range(n_blocks)
-        )
-        self.scalars = [_scalar_channels(blk[-1].gate.irreps_out) for blk in self.blocks]
-        last = self.blocks[-1][-1].gate.irreps_out
+        ]
+        self.blocks = nn.ModuleList(blocks)
+        self.scalars = [_scalar_channels(_gate_irreps(blk)) for blk in blocks]
+        last = _gate_irreps(blocks[-1])
         if len(self.scalars[-1]) != last.dim:
             raise InputError(f"SevenNet weights {weights!r}: last block is not scalar ({last})")
         self.feature_dim = last.dim
@@ -172,7 +182,7 @@ class SevenNetBackbone(_ExactConstants, Backbone):
         data = self.embedding(data)
         layers = [data["x"]]
         for block, scalars in zip(self.blocks, self.scalars, strict=True):
-            for module in block:
+            for module in cast(nn.ModuleList, block):
                 data = module(data)
             x = data["x"]
             layers.append(x if len(scalars) == x.shape[1] else x[:, scalars])
@@ -198,6 +208,8 @@ class SevenNetBackbone(_ExactConstants, Backbone):
 
 class SevenNetEnergyHead(_ExactConstants):
     """SevenNet's pretrained readout and per-element shift/scale; (B,) energies in eV."""
+
+    table: torch.Tensor
 
     def __init__(self, feature_dim: int, *, weights: str = "sevennet-0") -> None:
         super().__init__()
