@@ -87,6 +87,13 @@ def _readout(per_atom: torch.Tensor, batch: AtomsBatch, mode: str) -> torch.Tens
     return out
 
 
+def _copy_atom_refs(buffer: torch.Tensor, atom_refs: np.ndarray | torch.Tensor) -> None:
+    """Overwrite a per-element reference buffer (index = atomic number) with ``atom_refs``."""
+    refs = torch.as_tensor(np.asarray(atom_refs)[: buffer.numel()])
+    buffer.zero_()
+    buffer[: refs.numel()] = refs.to(buffer)
+
+
 class PropertyHead(nn.Module):
     """MLP on per-atom features -> one scalar per structure, in the target's stored unit.
 
@@ -136,9 +143,7 @@ class PropertyHead(nn.Module):
         self.mean.fill_(float(mean))
         self.std.fill_(float(std))
         if atom_refs is not None:
-            refs = torch.as_tensor(np.asarray(atom_refs)[: self.max_z + 1])
-            self.atom_refs.zero_()
-            self.atom_refs[: refs.numel()] = refs.to(self.atom_refs)
+            _copy_atom_refs(self.atom_refs, atom_refs)
 
     def fit_normalisation(
         self,
@@ -214,9 +219,7 @@ class EnergyHead(nn.Module):
         self.scale.fill_(float(scale))
         self.shift.fill_(float(shift))
         if atom_refs is not None:
-            refs = torch.as_tensor(np.asarray(atom_refs)[: self.max_z + 1])
-            self.atom_refs.zero_()
-            self.atom_refs[: refs.numel()] = refs.to(self.atom_refs)
+            _copy_atom_refs(self.atom_refs, atom_refs)
 
     def fit_normalisation(
         self,
