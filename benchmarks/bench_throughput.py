@@ -14,9 +14,10 @@ U0), else random QM9-like molecules written to a temporary store. Force labels a
 measures speed, not accuracy.
 
 schnetpack 2.1.1 must be installed with ``--no-deps`` (see ``REFERENCES.md``); without it only
-our numbers are printed. glibc returns blocks over 32 MiB to the OS on free, so big pair tensors
-are page-faulted in every step; the script re-executes itself with ``MALLOC_MMAP_THRESHOLD_``
-set (``--mmap-threshold 0`` keeps the default) so that both sides run under the same setting.
+our numbers are printed. glibc hands big freed blocks back to the OS, so big per-message tensors
+are page-faulted in every step; the script re-executes itself with the allocator settings of the
+``atomcollapse`` command (``ALLOCATOR_ENV``), so both sides run under them
+(``--default-allocator`` keeps glibc's defaults for both).
 
     python benchmarks/bench_throughput.py --quick
     python benchmarks/bench_throughput.py --n 10000 --batch-sizes 32 128
@@ -40,6 +41,7 @@ import numpy as np
 import torch
 from _perf import perf
 
+from atomcollapse.cli import ALLOCATOR_ENV, allocator_env
 from atomcollapse.data.batching import BatchLoader
 from atomcollapse.data.schema import pack
 from atomcollapse.data.store import Store, data_root, open_store, write_store
@@ -72,7 +74,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median is kept")
     p.add_argument("--spk-neighbors", choices=("matscipy", "ase"), default="matscipy")
     p.add_argument("--no-schnetpack", action="store_true")
-    p.add_argument("--mmap-threshold", type=int, default=4_294_967_296)
+    p.add_argument("--default-allocator", action="store_true",
+                   help="keep glibc's malloc thresholds (both sides)")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="tiny run: 192 molecules, 2 timed steps")
     args = p.parse_args(argv)
     if args.quick:
@@ -297,9 +300,8 @@ def run(args: argparse.Namespace) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         store, indices, prop_target, energy_target, desc = load_data(args, tmp)
-        threshold = os.environ.get("MALLOC_MMAP_THRESHOLD_", "default")
-        print(f"data: {desc}, {len(indices)} molecules; threads {args.threads}; "
-              f"MALLOC_MMAP_THRESHOLD_={threshold}")  # fmt: skip
+        alloc = " ".join(f"{k}={os.environ.get(k, 'default')}" for k in ALLOCATOR_ENV)
+        print(f"data: {desc}, {len(indices)} molecules; threads {args.threads}; {alloc}")
         print(f"{'mode':>9} {'batch':>5} {'input':>6} {'ours/s':>10} {'spk/s':>10}  ratio")
         for mode in args.modes:
             target = energy_target if mode == "forces" else prop_target
@@ -331,8 +333,8 @@ def print_row(row: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.mmap_threshold and os.environ.get("MALLOC_MMAP_THRESHOLD_") is None:
-        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(args.mmap_threshold)}
+    env = None if args.default_allocator else allocator_env()
+    if env is not None:
         os.execve(sys.executable, [sys.executable, *sys.argv], env)
     run(args)
     return 0

@@ -61,14 +61,14 @@ def train(
     ] = None,
     ff_data: Annotated[str | None, _opt("--ff-data", "Force-field store (mft).")] = None,
     config: Annotated[Path | None, _opt("--config", "TOML settings file.")] = None,
-    device: Annotated[str | None, _opt("--device", "auto | cpu | cuda [default: auto].")] = None,
+    device: Annotated[str | None, _opt("--device", "auto | cpu | cuda \\[default: auto].")] = None,
     bf16: Annotated[bool | None, _opt("--bf16/--no-bf16", "bf16 autocast on CUDA.")] = None,
     max_train: Annotated[int | None, _opt("--max-train", "Seeded subset of N train rows.")] = None,
     max_eval: Annotated[
         int | None, _opt("--max-eval", "Evaluate at most N of val, id_test, ood_test each.")
     ] = None,
     eval_seed: Annotated[
-        int | None, _opt("--eval-seed", "Seed of the --max-eval subsets [default: 0].")
+        int | None, _opt("--eval-seed", "Seed of the --max-eval subsets \\[default: 0].")
     ] = None,
     drop_unsupported_elements: Annotated[
         bool | None,
@@ -109,10 +109,10 @@ def pretrain(
     data: Annotated[str, _opt("--data", "Force-field store (energy eV, forces eV/A).")],
     out: Annotated[Path, _opt("--out", "Checkpoint file to write.")],
     config: Annotated[Path | None, _opt("--config", "TOML settings file.")] = None,
-    hidden: Annotated[int | None, _opt("--hidden", "Feature width [default: 64].")] = None,
-    layers: Annotated[int | None, _opt("--layers", "Interaction layers [default: 3].")] = None,
-    rbf: Annotated[int | None, _opt("--rbf", "Radial basis functions [default: 20].")] = None,
-    cutoff: Annotated[float | None, _opt("--cutoff", "Cutoff in A [default: 5].")] = None,
+    hidden: Annotated[int | None, _opt("--hidden", "Feature width \\[default: 64].")] = None,
+    layers: Annotated[int | None, _opt("--layers", "Interaction layers \\[default: 3].")] = None,
+    rbf: Annotated[int | None, _opt("--rbf", "Radial basis functions \\[default: 20].")] = None,
+    cutoff: Annotated[float | None, _opt("--cutoff", "Cutoff in A \\[default: 5].")] = None,
     epochs: Annotated[int | None, _opt("--epochs", "Passes over the training frames.")] = None,
     steps: Annotated[int | None, _opt("--steps", "Optimiser steps (overrides --epochs).")] = None,
     batch_size: Annotated[int | None, _opt("--batch-size", "Global batch size.")] = None,
