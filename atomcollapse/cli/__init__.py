@@ -53,10 +53,11 @@ def _root(
 
 
 def _register() -> None:
-    from atomcollapse.cli import bench, datasets, ingest, label, report, split, train
+    from atomcollapse.cli import bench, checkpoint, datasets, ingest, label, report, split, train
 
     app.add_typer(ingest.app, name="ingest")
     app.add_typer(datasets.app, name="datasets")
+    app.add_typer(checkpoint.app, name="checkpoint")
     app.add_typer(split.app, name="split")
     app.add_typer(label.app, name="label")
     app.command("pretrain")(train.pretrain)

@@ -14,9 +14,13 @@ Head normalisers (atom references, mean/std, scale/shift) are buffers inside ``s
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import math
 import os
+import re
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +149,204 @@ def load_checkpoint(
 def checkpoint_hash(path: str | Path) -> str:
     """sha256 of the checkpoint file."""
     return sha256_file(path)
+
+
+#: ``extra`` keys that legitimately differ between rebuilds of the same checkpoint.
+VOLATILE_EXTRA: tuple[str, ...] = ("created_at",)
+#: Wall-clock durations inside ``extra["log"]`` lines ("finished ... after 440.1 s ...").
+_WALL_CLOCK = re.compile(r"\bafter \d+(?:\.\d+)? s\b")
+
+
+def _raw_bytes(t: torch.Tensor) -> torch.Tensor:
+    """The tensor's bytes as a flat uint8 CPU tensor (any dtype, including bfloat16 and bool)."""
+    return t.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+
+
+def weights_sha256(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over the tensors in sorted name order: name, dtype, shape and raw bytes of each.
+
+    Independent of file layout, pickling and provenance, so two checkpoints with the same weights
+    hash alike whatever their ``created_at`` or ``code_version``.
+    """
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        t = state_dict[name]
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"state_dict entry {name!r} is a {type(t).__name__}, not a tensor")
+        data = _raw_bytes(t).numpy().tobytes()
+        header = f"{name}\0{t.dtype}\0{tuple(t.shape)}\0{len(data)}\0"
+        h.update(header.encode())
+        h.update(data)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class TensorDifference:
+    """One state_dict entry that is not bit-for-bit the same in A and B."""
+
+    name: str
+    kind: str  # "only in A", "only in B", "shape", "dtype" or "values"
+    a: str
+    b: str
+    max_abs_diff: float | None = None
+    n_differ: int | None = None
+
+
+@dataclass(frozen=True)
+class FieldDifference:
+    """A metadata value (dotted path, e.g. ``model_args.backbone.hidden``) that differs."""
+
+    path: str
+    a: Any
+    b: Any
+
+
+@dataclass(frozen=True)
+class CheckpointDiff:
+    """What differs between two checkpoints; ``info`` lists differences that do not count."""
+
+    n_tensors_a: int
+    n_tensors_b: int
+    weights_sha256_a: str
+    weights_sha256_b: str
+    tensors: tuple[TensorDifference, ...]
+    fields: tuple[FieldDifference, ...]
+    info: tuple[FieldDifference, ...]
+
+    @property
+    def same_weights(self) -> bool:
+        return not self.tensors
+
+    @property
+    def identical(self) -> bool:
+        """Weights, model args, elements, data hash and non-volatile ``extra`` all equal."""
+        return not self.tensors and not self.fields
+
+
+#: Stands for a key that one side of a :class:`FieldDifference` does not have.
+ABSENT = "<absent>"
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, torch.Tensor):
+        return (
+            a.dtype == b.dtype and a.shape == b.shape and torch.equal(_raw_bytes(a), _raw_bytes(b))
+        )
+    return bool(a == b)
+
+
+def _field_diffs(prefix: str, a: Any, b: Any, *, lists: bool = True) -> list[FieldDifference]:
+    """Leaf-by-leaf differences of nested dicts (and of equal-length lists when ``lists``)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[FieldDifference] = []
+        for k in list(a) + [k for k in b if k not in a]:
+            out += _field_diffs(f"{prefix}.{k}", a.get(k, ABSENT), b.get(k, ABSENT))
+        return out
+    if lists and isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in _field_diffs(f"{prefix}[{i}]", x, y)
+        ]
+    if _same(a, b):
+        return []
+    return [FieldDifference(prefix, a, b)]
+
+
+def _tensor_diff(name: str, a: torch.Tensor, b: torch.Tensor) -> TensorDifference | None:
+    if a.dtype != b.dtype:
+        return TensorDifference(name, "dtype", str(a.dtype), str(b.dtype))
+    if a.shape != b.shape:
+        return TensorDifference(name, "shape", str(tuple(a.shape)), str(tuple(b.shape)))
+    if torch.equal(_raw_bytes(a), _raw_bytes(b)):
+        return None
+    x = a.detach().cpu().to(torch.float64) if not a.is_complex() else a.detach().cpu()
+    y = b.detach().cpu().to(torch.float64) if not b.is_complex() else b.detach().cpu()
+    unequal = ~((x == y) | (torch.isnan(x) & torch.isnan(y)))
+    gap = (x - y)[unequal].abs()
+    # entries that differ in bits only (0.0 vs -0.0, NaN payloads) still count as one difference
+    n_differ = max(int(unequal.sum()), 1)
+    max_gap = float(torch.nan_to_num(gap, nan=math.inf).max()) if gap.numel() else 0.0
+    shape = str(tuple(a.shape))
+    return TensorDifference(name, "values", shape, shape, max_gap, n_differ)
+
+
+def _state_dict_of(
+    payload: Mapping[str, Any], source: str | Path | None
+) -> dict[str, torch.Tensor]:
+    sd = payload["state_dict"]
+    if not isinstance(sd, dict):
+        raise InputError("checkpoint state_dict is not a mapping", file=source)
+    for name, t in sd.items():
+        if not isinstance(t, torch.Tensor):
+            raise InputError(f"state_dict entry {name!r} is not a tensor", file=source)
+    return sd
+
+
+def _extra_for_diff(extra: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(compared, volatile) parts of ``extra``; wall-clock times in the log are masked."""
+    extra = dict(extra) if isinstance(extra, dict) else {"<extra>": extra}
+    volatile = {k: extra.pop(k) for k in VOLATILE_EXTRA if k in extra}
+    log = extra.get("log")
+    if isinstance(log, list) and all(isinstance(s, str) for s in log):
+        extra["log"] = [_WALL_CLOCK.sub("after <t> s", s) for s in log]
+        volatile["log wall-clock"] = [m.group(0) for s in log for m in _WALL_CLOCK.finditer(s)]
+    return extra, volatile
+
+
+def diff_checkpoints(
+    a: str | Path | Mapping[str, Any], b: str | Path | Mapping[str, Any]
+) -> CheckpointDiff:
+    """Compare two checkpoints (paths or payloads from :func:`read_checkpoint`).
+
+    Weights are compared bit for bit (names, dtypes, shapes, raw bytes); ``model_args``,
+    ``elements``, ``training_data_hash`` and ``extra`` without :data:`VOLATILE_EXTRA` (and
+    without wall-clock times in its log) must be equal. ``code_version`` and the volatile keys
+    are reported in ``info`` only.
+    """
+    src_a = None if isinstance(a, Mapping) else a
+    src_b = None if isinstance(b, Mapping) else b
+    pa = a if isinstance(a, Mapping) else read_checkpoint(a)
+    pb = b if isinstance(b, Mapping) else read_checkpoint(b)
+    sa, sb = _state_dict_of(pa, src_a), _state_dict_of(pb, src_b)
+
+    tensors: list[TensorDifference] = []
+    for name in sorted(set(sa) | set(sb)):
+        if name not in sb:
+            t = sa[name]
+            tensors.append(TensorDifference(name, "only in A", f"{tuple(t.shape)} {t.dtype}", "-"))
+        elif name not in sa:
+            t = sb[name]
+            tensors.append(TensorDifference(name, "only in B", "-", f"{tuple(t.shape)} {t.dtype}"))
+        elif (d := _tensor_diff(name, sa[name], sb[name])) is not None:
+            tensors.append(d)
+
+    fields: list[FieldDifference] = []
+    fields += _field_diffs("model_args", pa.get("model_args"), pb.get("model_args"))
+    fields += _field_diffs("elements", pa.get("elements"), pb.get("elements"), lists=False)
+    fields += _field_diffs(
+        "training_data_hash", pa.get("training_data_hash"), pb.get("training_data_hash")
+    )
+    extra_a, vol_a = _extra_for_diff(pa.get("extra") or {})
+    extra_b, vol_b = _extra_for_diff(pb.get("extra") or {})
+    fields += _field_diffs("extra", extra_a, extra_b)
+
+    info = _field_diffs("code_version", pa.get("code_version"), pb.get("code_version"))
+    info += _field_diffs("extra", vol_a, vol_b)
+    return CheckpointDiff(
+        n_tensors_a=len(sa),
+        n_tensors_b=len(sb),
+        weights_sha256_a=weights_sha256(sa),
+        weights_sha256_b=weights_sha256(sb),
+        tensors=tuple(tensors),
+        fields=tuple(fields),
+        info=tuple(info),
+    )
