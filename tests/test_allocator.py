@@ -26,3 +26,14 @@ def test_allocator_env_is_none_when_set_or_not_linux(monkeypatch):
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
     monkeypatch.setattr(sys, "platform", "darwin")
     assert cli.allocator_env() is None
+
+
+def test_reexec_runs_the_same_program_not_whatever_package_is_in_the_cwd(tmp_path):
+    script = tmp_path / "atomcollapse"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    assert cli.reexec_argv([str(script), "train", "--help"]) == [str(script), "train", "--help"]
+    main_py = tmp_path / "atomcollapse" / "__main__.py"
+    assert cli.reexec_argv([str(main_py), "x"]) == [sys.executable, "-m", "atomcollapse", "x"]
+    assert cli.reexec_argv([str(tmp_path / "missing"), "x"]) is None
+    assert cli.reexec_argv([]) is None

@@ -125,12 +125,29 @@ def allocator_env() -> dict[str, str] | None:
     return {**ALLOCATOR_ENV, **os.environ}
 
 
+def reexec_argv(argv: list[str]) -> list[str] | None:
+    """The command line that runs this same program again, or None when there is none.
+
+    The console script re-runs itself (``python -m atomcollapse`` would put the current folder
+    first on ``sys.path`` and could import another checkout's package); ``python -m
+    atomcollapse`` re-runs as such.
+    """
+    if not argv:
+        return None
+    if Path(argv[0]).name == "__main__.py":
+        return [sys.executable, "-m", "atomcollapse", *argv[1:]]
+    if os.path.isfile(argv[0]) and os.access(argv[0], os.X_OK):
+        return list(argv)
+    return None
+
+
 def entry() -> None:
     """Console-script entry: set the allocator thresholds (Linux), then run :func:`main`."""
     env = allocator_env()
-    if env is not None:
+    argv = reexec_argv(sys.argv)
+    if env is not None and argv is not None:
         with contextlib.suppress(OSError):  # run without them rather than fail
-            os.execve(sys.executable, [sys.executable, "-m", "atomcollapse", *sys.argv[1:]], env)
+            os.execve(argv[0], argv, env)
     sys.exit(main())
 
 
