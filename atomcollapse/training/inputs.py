@@ -64,6 +64,7 @@ class Aux:
 
     store: Store
     rows: np.ndarray
+    n_test_overlap: int = 0  # structures left out as (made from) the split's test structures
 
 
 @dataclass
@@ -145,7 +146,7 @@ def check_inputs(inp: TrainInputs, cfg: TrainConfig) -> Checked:
                 )
     aux = None
     if strategy.needs_ff and inp.ff_data is not None and pretrained is not None:
-        aux, aux_dropped, aux_notes = _aux(inp, cfg, seeds, pretrained)
+        aux, aux_dropped, aux_notes = _aux(inp, cfg, seeds, pretrained, store, split)
         dropped.update(aux_dropped)
         notes += aux_notes
     run = RunDir.prepare(inp.out, resume=inp.resume, overwrite=inp.overwrite)
@@ -185,19 +186,58 @@ def _check_periodic(store: Store, rows: dict[str, np.ndarray], pre: Pretrained, 
         )
 
 
+def lineage(manifest: dict) -> set[str]:
+    """Content hashes of a store and of every store it was made from (subsets, xTB labels)."""
+    hashes = {manifest.get("content_hash")}
+    source = manifest.get("source")
+    while isinstance(source, dict):
+        hashes.update(source.get(k) for k in ("parent_hash", "store_content_hash"))
+        source = source.get("parent_source")
+    return {h for h in hashes if isinstance(h, str)}
+
+
+def aux_test_overlap(ff_store: Store, store: Store, split: Split) -> np.ndarray:
+    """Rows of ``ff_store`` that are, or were made from, id_test / ood_test structures.
+
+    Only for a force-field store made from the split's dataset (same store, a subset of it, or
+    xTB conformers of it): matched by structure id, and by the ``parent_id`` column when there
+    is one. MFT on them would train the backbone on the test structures.
+    """
+    if store.content_hash not in lineage(ff_store.manifest):
+        return np.zeros(0, dtype=np.int64)
+    test = np.concatenate([split.indices("id_test"), split.indices("ood_test")])
+    test_ids = np.asarray(store.ids)[test].astype(str)
+    hit = np.isin(np.asarray(ff_store.ids).astype(str), test_ids)
+    if ff_store.has_column("parent_id"):
+        hit |= np.isin(np.asarray(ff_store.column("parent_id")).astype(str), test_ids)
+    return np.flatnonzero(hit)
+
+
 def _aux(
-    inp: TrainInputs, cfg: TrainConfig, seeds: Seeds, pre: Pretrained
+    inp: TrainInputs, cfg: TrainConfig, seeds: Seeds, pre: Pretrained, store: Store, split: Split
 ) -> tuple[Aux, dict[str, int], list[str]]:
-    """The force-field store of mft; reference labels need energies and forces in it."""
+    """The force-field store of mft, without the split's test structures; reference labels
+    need energies and forces in it."""
     assert inp.ff_data is not None  # _aux is called only with --ff-data
     ff_store = open_store(inp.ff_data, inp.data_root)
     if cfg.strategy.mft_labels == "reference":
         ff_store.target("energy")
         ff_store.atom_array("forces")
-    rows = {"aux": subset(np.arange(len(ff_store)), cfg.max_ff, seeds.subset + 1)}
+    leaked = aux_test_overlap(ff_store, store, split)
+    allowed = np.setdiff1d(np.arange(len(ff_store)), leaked)
+    rows = {"aux": subset(allowed, cfg.max_ff, seeds.subset + 1)}
     if not len(rows["aux"]):
-        raise InputError("force-field store has no structures", file=inp.ff_data)
+        raise InputError(
+            "force-field store has no structures"
+            + (" outside the split's id_test and ood_test" if len(leaked) else ""),
+            file=inp.ff_data,
+        )
     rows, dropped, notes = _supported(ff_store, rows, pre, cfg, _pretrained_name(inp))
+    if len(leaked):
+        notes.append(
+            f"left out {len(leaked):,} of {len(ff_store):,} aux structures that are (or were made "
+            f"from) id_test / ood_test structures of the split"
+        )
     if len(rows["aux"]) == 0:
         known = element_numbers(pre.meta.get("elements", []))
         raise InputError(
@@ -205,4 +245,4 @@ def _aux(
             + ", ".join(SYMBOLS[z] for z in sorted(known)),
             file=inp.ff_data,
         )
-    return Aux(ff_store, rows["aux"]), dropped, notes
+    return Aux(ff_store, rows["aux"], len(leaked)), dropped, notes

@@ -74,6 +74,7 @@ def _identity(inp: TrainInputs, cfg: TrainConfig, c: Checked) -> dict[str, Any]:
             "name": c.aux.store.name,
             "content_hash": c.aux.store.content_hash,
             "n_structures": len(c.aux.rows),
+            "n_left_out_test_overlap": c.aux.n_test_overlap,
             "labels": cfg.strategy.mft_labels,
         }
     return ident
