@@ -13,7 +13,7 @@ AC := $(BIN)/atomcollapse --data-root $(DATA)
 # The canonical QM9 splits whose test molecules pretraining data must not contain.
 XTB_EXCLUDE := $(foreach s,$(sort $(wildcard splits/qm9/*/manifest.json)),--exclude-split $(patsubst %/manifest.json,%,$(s)))
 
-.PHONY: setup demo test test-fast lint format bench-ingest mattersim-data pretrained bench-deps perf \
+.PHONY: setup demo test test-fast lint format bench-ingest mattersim-data pretrained pretrained-check bench-deps perf \
 	perf-quick clean
 
 setup: $(STAMP)
@@ -49,7 +49,8 @@ format: $(STAMP)
 # MatterSim's 5,222 DFT benchmark frames, from the mattersim==1.2.3 source archive on PyPI.
 mattersim-data: $(STAMP)
 	$(BIN)/python -m atomcollapse.data.sources.mattersim --out $(DATA)/raw/mattersim
-	$(AC) ingest extxyz $(sort $(wildcard $(DATA)/raw/mattersim/*.xyz)) --name mattersim --overwrite
+	$(AC) ingest extxyz $$(printf '%s\n' $(DATA)/raw/mattersim/*.xyz | LC_ALL=C sort) \
+		--name mattersim --overwrite
 
 # Rebuilds the committed checkpoints under pretrained/ from a fresh clone, offline, bit for bit on
 # CPU (one thread per process; about an hour on 2 cores): GFN2-xTB conformers of QM9 molecules outside
@@ -65,8 +66,19 @@ pretrained: $(STAMP)
 	$(AC) datasets subset qm9-xtb --n 2000 --seed 0 --out pretrained/qm9-xtb-2k --overwrite
 	$(MAKE) mattersim-data
 	OMP_NUM_THREADS=1 $(AC) pretrain --data mattersim --out pretrained/painn-mattersim/checkpoint.pt \
-		--hidden 64 --layers 3 --rbf 20 --cutoff 5.0 --steps 500 --batch-size 16 --seed 0 \
+		--hidden 64 --layers 3 --rbf 20 --cutoff 5.0 --steps 1500 --batch-size 16 --seed 0 \
+		--energy-weight 1 --energy-weight-end 20 --force-weight 10 --force-weight-end 10 \
 		--device cpu --no-progress --overwrite
+
+# `make pretrained`, then a check that the rebuilt checkpoints carry the committed weights bit for
+# bit (`checkpoint diff` ignores only created_at, code_version and wall-clock times) and that the
+# rebuilt subset store has the committed arrays byte for byte.
+CHECKPOINTS := painn-qm9-xtb painn-mattersim
+pretrained-check: pretrained
+	mkdir -p $(DATA)/committed
+	$(foreach c,$(CHECKPOINTS),git show HEAD:pretrained/$(c)/checkpoint.pt > $(DATA)/committed/$(c).pt &&) true
+	$(foreach c,$(CHECKPOINTS),$(AC) checkpoint diff $(DATA)/committed/$(c).pt pretrained/$(c)/checkpoint.pt &&) true
+	git diff --exit-code --stat -- 'pretrained/qm9-xtb-2k/*.npy'
 
 bench-ingest: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py --data-root $(DATA)
