@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from atomcollapse.artifacts import code_version as current_code_version
-from atomcollapse.artifacts import sha256_file
+from atomcollapse.artifacts import sha256_file, write_json_atomic
 from atomcollapse.errors import InputError
 from atomcollapse.models.base import Backbone
 from atomcollapse.models.heads import build_head
@@ -350,3 +350,29 @@ def diff_checkpoints(
         fields=tuple(fields),
         info=tuple(info),
     )
+
+
+def manifest_path(path: str | Path) -> Path:
+    """The readable manifest beside a checkpoint: ``model.pt`` -> ``model.json``."""
+    return Path(path).with_suffix(".json")
+
+
+def write_checkpoint_manifest(path: str | Path) -> Path:
+    """Write the checkpoint's provenance (everything but the weights) as JSON beside it.
+
+    Adds the sha256 of the file and of the weights (:func:`weights_sha256`), so a reader can
+    check a checkpoint against its manifest without loading torch.
+    """
+    payload = read_checkpoint(path)
+    state = _state_dict_of(payload, path)
+    manifest = {
+        "artifact": "checkpoint",
+        "file": Path(path).name,
+        "file_sha256": sha256_file(path),
+        "weights_sha256": weights_sha256(state),
+        "n_values": int(sum(t.numel() for t in state.values())),
+        **{k: v for k, v in payload.items() if k != "state_dict"},
+    }
+    out = manifest_path(path)
+    write_json_atomic(out, manifest)
+    return out

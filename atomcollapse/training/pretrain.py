@@ -20,7 +20,7 @@ from atomcollapse.artifacts import code_version, now_utc
 from atomcollapse.constants import SYMBOLS
 from atomcollapse.data.store import open_store
 from atomcollapse.errors import InputError
-from atomcollapse.models.checkpoint import save_checkpoint
+from atomcollapse.models.checkpoint import save_checkpoint, write_checkpoint_manifest
 from atomcollapse.training import distributed
 from atomcollapse.training.config import TrainConfig
 from atomcollapse.training.loop import Loop, TaskSpec, want_progress
@@ -150,6 +150,7 @@ def _pretrain(inp, cfg, store, seeds, train_rows, val_rows, dist, dev) -> dict[s
         symbols = [SYMBOLS[z] for z in store_elements(store)]
         save_checkpoint(out, model, elements=symbols, training_data_hash=store.content_hash,
                         code_version=code_version(), extra=meta)  # fmt: skip
+        write_checkpoint_manifest(out)
         state_path(out).unlink(missing_ok=True)
     distributed.barrier(dist)
     return metrics

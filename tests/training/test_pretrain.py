@@ -38,3 +38,19 @@ def test_pretraining_learns_energies_and_forces(env, tmp_path, capsys):
     assert best["energy_mae_meV_per_atom"] < first["energy_mae_meV_per_atom"]
     assert meta["extra"]["metrics"]["n_val"] == 10
     assert not (tmp_path / "p.pt.state.pt").exists()
+
+
+def test_pretrain_writes_a_readable_manifest_beside_the_checkpoint(env):
+    import json
+
+    from atomcollapse.artifacts import sha256_file
+    from atomcollapse.models.checkpoint import manifest_path, read_checkpoint, weights_sha256
+
+    manifest = json.loads(manifest_path(env.ckpt).read_text())
+    payload = read_checkpoint(env.ckpt)
+    assert manifest_path(env.ckpt).name == env.ckpt.with_suffix(".json").name
+    assert manifest["file_sha256"] == sha256_file(env.ckpt)
+    assert manifest["weights_sha256"] == weights_sha256(payload["state_dict"])
+    assert manifest["extra"]["metrics"]["energy_mae_meV_per_atom"] > 0
+    assert manifest["extra"]["training_data"]["content_hash"] == payload["training_data_hash"]
+    assert "state_dict" not in manifest
