@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
 import typer
 from rich.table import Column, Table
 from rich.text import Text
@@ -21,8 +20,9 @@ from atomcollapse.models.checkpoint import (
     VOLATILE_EXTRA,
     CheckpointDiff,
     diff_checkpoints,
-    load_checkpoint,
+    model_from_payload,
     read_checkpoint,
+    state_dict_of,
     weights_sha256,
 )
 
@@ -65,10 +65,10 @@ def _elements(elements: list[Any]) -> str:
     return f"{len(elements)}: {' '.join(symbols)}"
 
 
-def _parameters(path: Path, state_dict: dict[str, Any]) -> str:
+def _parameters(path: Path, payload: dict[str, Any], state_dict: dict[str, Any]) -> str:
     n_all = sum(t.numel() for t in state_dict.values())
     try:
-        model, _ = load_checkpoint(path)
+        model = model_from_payload(payload, source=path)
     except InputError as e:
         return f"{n_all:,} values in {len(state_dict)} tensors (model not buildable: {e.problem})"
     n_par = sum(p.numel() for p in model.parameters())
@@ -79,9 +79,7 @@ def _parameters(path: Path, state_dict: dict[str, Any]) -> str:
 def show(path: Path = typer.Argument(..., help="Checkpoint file.")) -> None:
     """Architecture, heads, parameters, elements, provenance, held-out metrics, weights hash."""
     payload = read_checkpoint(path)
-    sd = payload["state_dict"]
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise InputError("checkpoint state_dict is not a mapping of tensors", file=path)
+    sd = state_dict_of(payload, path)
     extra = payload.get("extra") or {}
     args = payload["model_args"] if isinstance(payload["model_args"], dict) else {}
     data = extra.get("training_data") or {}
@@ -92,7 +90,7 @@ def show(path: Path = typer.Argument(..., help="Checkpoint file.")) -> None:
         ("format", f"{payload['format']} v{payload['version']}"),
         ("backbone", _args(args.get("backbone") or {})),
         *((f"head {n}", _args(h)) for n, h in (args.get("heads") or {}).items()),
-        ("parameters", _parameters(path, sd)),
+        ("parameters", _parameters(path, payload, sd)),
         ("elements", _elements(payload["elements"])),
         ("training data", f"{data.get('name', '?')}  sha256 {data_hash or '-'}"),
         ("code version", str(payload.get("code_version", "-"))),

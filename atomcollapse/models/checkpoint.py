@@ -131,19 +131,26 @@ def load_checkpoint(
     and ``"hash"`` (sha256 of the file).
     """
     payload = read_checkpoint(path)
-    model = build_model(payload["model_args"], source=path)
+    model = model_from_payload(payload, source=path).to(map_location)
+    meta = {k: v for k, v in payload.items() if k != "state_dict"}
+    meta["path"] = str(path)
+    meta["hash"] = checkpoint_hash(path)
+    return model, meta
+
+
+def model_from_payload(
+    payload: dict[str, Any], *, source: str | Path | None = None
+) -> AtomisticModel:
+    """The model of a checkpoint payload (from :func:`read_checkpoint`) with its weights."""
+    model = build_model(payload["model_args"], source=source)
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as e:
         first = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
         raise InputError(
-            f"weights do not match the model arguments ({first[:160]})", file=path
+            f"weights do not match the model arguments ({first[:160]})", file=source
         ) from None
-    model.to(map_location)
-    meta = {k: v for k, v in payload.items() if k != "state_dict"}
-    meta["path"] = str(path)
-    meta["hash"] = checkpoint_hash(path)
-    return model, meta
+    return model
 
 
 def checkpoint_hash(path: str | Path) -> str:
@@ -279,15 +286,17 @@ def _tensor_diff(name: str, a: torch.Tensor, b: torch.Tensor) -> TensorDifferenc
     return TensorDifference(name, "values", shape, shape, max_gap, n_differ)
 
 
-def _state_dict_of(
-    payload: Mapping[str, Any], source: str | Path | None
-) -> dict[str, torch.Tensor]:
+def state_dict_of(payload: Mapping[str, Any], source: str | Path | None) -> dict[str, torch.Tensor]:
+    """The payload's state_dict, checked to map names to tensors (InputError otherwise)."""
     sd = payload["state_dict"]
     if not isinstance(sd, dict):
-        raise InputError("checkpoint state_dict is not a mapping", file=source)
+        raise InputError("checkpoint state_dict is not a mapping of tensors", file=source)
     for name, t in sd.items():
         if not isinstance(t, torch.Tensor):
-            raise InputError(f"state_dict entry {name!r} is not a tensor", file=source)
+            raise InputError(
+                f"checkpoint state_dict is not a mapping of tensors ({name!r} is not a tensor)",
+                file=source,
+            )
     return sd
 
 
@@ -316,7 +325,7 @@ def diff_checkpoints(
     src_b = None if isinstance(b, Mapping) else b
     pa = a if isinstance(a, Mapping) else read_checkpoint(a)
     pb = b if isinstance(b, Mapping) else read_checkpoint(b)
-    sa, sb = _state_dict_of(pa, src_a), _state_dict_of(pb, src_b)
+    sa, sb = state_dict_of(pa, src_a), state_dict_of(pb, src_b)
 
     tensors: list[TensorDifference] = []
     for name in sorted(set(sa) | set(sb)):
@@ -364,7 +373,7 @@ def write_checkpoint_manifest(path: str | Path) -> Path:
     check a checkpoint against its manifest without loading torch.
     """
     payload = read_checkpoint(path)
-    state = _state_dict_of(payload, path)
+    state = state_dict_of(payload, path)
     manifest = {
         "artifact": "checkpoint",
         "file": Path(path).name,
