@@ -82,13 +82,25 @@ def wasserstein_per_dim(
     With ``standardise`` both are shifted and scaled by the reference's per-dimension mean and
     std, so the result is in reference standard deviations. NaN when the widths differ.
     """
+    pair = _comparable(reference, other, standardise)
+    if pair is None:
+        return math.nan
+    ref, oth = pair
+    return float(np.mean(_w1_columns(ref, oth)))
+
+
+def _comparable(
+    reference: np.ndarray, other: np.ndarray, standardise: bool
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both as float64 (N, D) arrays, standardised by the reference's per-dimension mean and
+    std when asked; None when they are not two non-empty matrices of the same width."""
     ref, oth = np.asarray(reference, np.float64), np.asarray(other, np.float64)
     if ref.ndim != 2 or oth.ndim != 2 or ref.shape[1] != oth.shape[1] or not len(ref):
-        return math.nan
+        return None
     if standardise:
         mean, std = standardiser(ref)
         ref, oth = (ref - mean) / std, (oth - mean) / std
-    return float(np.mean(_w1_columns(ref, oth)))
+    return ref, oth
 
 
 def random_directions(dim: int, n: int, seed: int = 0) -> np.ndarray:
@@ -106,12 +118,10 @@ def sliced_wasserstein(
     standardise: bool = True,
 ) -> float:
     """Sliced W1: mean over seeded random unit directions of the 1-D W1 of the projections."""
-    ref, oth = np.asarray(reference, np.float64), np.asarray(other, np.float64)
-    if ref.ndim != 2 or oth.ndim != 2 or ref.shape[1] != oth.shape[1] or not len(ref):
+    pair = _comparable(reference, other, standardise)
+    if pair is None:
         return math.nan
-    if standardise:
-        mean, std = standardiser(ref)
-        ref, oth = (ref - mean) / std, (oth - mean) / std
+    ref, oth = pair
     theta = random_directions(ref.shape[1], n_projections, seed)
     return float(np.mean(_w1_columns(ref @ theta.T, oth @ theta.T)))
 
