@@ -49,6 +49,7 @@ from atomcollapse.models.base import AtomsBatch
 from atomcollapse.models.heads import EnergyHead, PropertyHead
 from atomcollapse.models.model import AtomisticModel
 from atomcollapse.models.painn import PaiNN
+from atomcollapse.training.loop import backward_to_params
 
 MODES = ("property", "forces")
 PIPELINES = ("model", "data")
@@ -132,7 +133,11 @@ def ours_model(args: argparse.Namespace, mode: str) -> AtomisticModel:
 
 
 def ours_step(
-    model: AtomisticModel, opt: torch.optim.Optimizer, batch: AtomsBatch, mode: str
+    model: AtomisticModel,
+    opt: torch.optim.Optimizer,
+    params: list[torch.nn.Parameter],
+    batch: AtomsBatch,
+    mode: str,
 ) -> None:
     opt.zero_grad(set_to_none=True)
     if mode == "forces":
@@ -143,7 +148,7 @@ def ours_step(
         out = model(batch, tasks=("property",))
         (label,) = batch.labels.values()
         loss = ((out["property"] - label) ** 2).mean()
-    loss.backward()
+    backward_to_params(loss, params)  # as the training loop does
     opt.step()
 
 
@@ -246,11 +251,12 @@ class Side:
 def ours_side(args, mode: str, store: Store, indices: np.ndarray, target: str, bs: int) -> Side:
     torch.manual_seed(0)
     model = ours_model(args, mode)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    params = list(model.parameters())
+    opt = torch.optim.Adam(params, lr=1e-4)
     loader = BatchLoader(store, indices, batch_size=bs, cutoff=args.cutoff, targets=(target,),
                          seed=0, drop_last=True)  # fmt: skip
     side = Side(
-        step=lambda b: ours_step(model, opt, b, mode),
+        step=lambda b: ours_step(model, opt, params, b, mode),
         stream=lambda: forever(loader.iter_epoch),
         count=lambda b: b.n_structures,
     )

@@ -62,7 +62,7 @@ def train(
     ff_data: Annotated[str | None, _opt("--ff-data", "Force-field store (mft).")] = None,
     config: Annotated[Path | None, _opt("--config", "TOML settings file.")] = None,
     device: Annotated[str | None, _opt("--device", "auto | cpu | cuda \\[default: auto].")] = None,
-    bf16: Annotated[bool | None, _opt("--bf16/--no-bf16", "bf16 autocast on CUDA.")] = None,
+    bf16: Annotated[bool | None, _opt("--bf16/--no-bf16", "bf16 autocast (CUDA or CPU).")] = None,
     max_train: Annotated[int | None, _opt("--max-train", "Seeded subset of N train rows.")] = None,
     max_eval: Annotated[
         int | None, _opt("--max-eval", "Evaluate at most N of val, id_test, ood_test each.")
@@ -119,7 +119,7 @@ def pretrain(
     lr: Annotated[float | None, _opt("--lr", "Peak learning rate.")] = None,
     seed: Annotated[int | None, _opt("--seed", "Seed of init, hold-out, data order.")] = None,
     device: Annotated[str | None, _opt("--device", "auto | cpu | cuda.")] = None,
-    bf16: Annotated[bool | None, _opt("--bf16/--no-bf16", "bf16 autocast on CUDA.")] = None,
+    bf16: Annotated[bool | None, _opt("--bf16/--no-bf16", "bf16 autocast (CUDA or CPU).")] = None,
     val_fraction: Annotated[float | None, _opt("--val-fraction", "Held out [0.05].")] = None,
     max_train: Annotated[int | None, _opt("--max-train", "Seeded subset of N frames.")] = None,
     patience: Annotated[int | None, _opt("--patience", "Evaluations without gain.")] = None,

@@ -40,10 +40,16 @@ def resolve_device(name: str, dist: DistInfo | None = None) -> torch.device:
 
 
 def autocast_factory(device: torch.device, bf16: bool) -> Callable | None:
-    """A context factory for bf16 autocast on CUDA (None when not asked for or on CPU)."""
-    if not bf16 or device.type != "cuda":
+    """A context factory for bf16 autocast on ``device`` (CUDA or CPU); None when not asked for.
+
+    The same code path runs on both: matrix products in bfloat16, sums, scatters, losses and the
+    weights in float32 (torch's autocast op lists), predictions returned in float32.
+    """
+    if not bf16:
         return None
-    return lambda: torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    if device.type not in ("cuda", "cpu"):
+        raise InputError(f"--bf16 needs a CUDA or CPU device, not {device.type}")
+    return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 @dataclass
