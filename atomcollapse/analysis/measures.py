@@ -37,6 +37,9 @@ def tsne_2d(
 ) -> np.ndarray:
     """Seeded 2-D t-SNE (Barnes–Hut, PCA initialisation) of ``x`` (n, d) -> (n, 2).
 
+    scikit-learn spends the first 250 iterations in early exaggeration, so ``max_iter`` 250 gives
+    the exaggerated layout with loose clusters; clusters settle within a few hundred more.
+
     ``threads`` caps the OpenMP/BLAS threads (None: the libraries' default); on a loaded machine
     one thread is often much faster than oversubscribed busy-waiting ones.
     """

@@ -43,14 +43,17 @@ def test_davies_bouldin_needs_two_classes():
 
 
 def test_tsne_is_seeded_and_keeps_separated_clusters_apart():
+    # scikit-learn's first 250 iterations are early exaggeration; after them the clusters
+    # tighten (Davies-Bouldin about 0.6 at 250 iterations, whose last digits depend on the CPU,
+    # and about 0.1 from 300 on)
     x, labels = clusters(spread=0.1, n=40, k=3)
-    a = tsne_2d(x, seed=3, max_iter=250, threads=1)
-    b = tsne_2d(x, seed=3, max_iter=250, threads=1)
+    a = tsne_2d(x, seed=3, max_iter=500, threads=1)
+    b = tsne_2d(x, seed=3, max_iter=500, threads=1)
     assert a.shape == (120, 2)
     np.testing.assert_array_equal(a, b)
-    assert davies_bouldin(a, labels) < 0.6
+    assert davies_bouldin(a, labels) < 0.3
     mixed, _ = clusters(spread=50.0, n=40, k=3)
-    assert davies_bouldin(tsne_2d(mixed, seed=3, max_iter=250, threads=1), labels) > 2.0
+    assert davies_bouldin(tsne_2d(mixed, seed=3, max_iter=500, threads=1), labels) > 2.0
 
 
 def test_identical_distributions_give_zero_wasserstein_and_unit_cka():
