@@ -21,6 +21,7 @@ are page-faulted in every step; the script re-executes itself with the allocator
 
     python benchmarks/bench_throughput.py --quick
     python benchmarks/bench_throughput.py --n 10000 --batch-sizes 32 128
+    python benchmarks/bench_throughput.py --device cuda   # both sides on the GPU
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n-rbf", type=int, default=20)
     p.add_argument("--cutoff", type=float, default=5.0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (both sides)")
     p.add_argument("--steps", type=int, default=20, help="timed steps per round")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median is kept")
@@ -79,6 +81,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="keep glibc's malloc thresholds (both sides)")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="tiny run: 192 molecules, 2 timed steps")
     args = p.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        p.error(f"--device {args.device}: no CUDA device is available")
     if args.quick:
         args.n, args.steps, args.warmup, args.rounds = min(args.n, 192), 2, 1, 1
     return args
@@ -129,7 +133,8 @@ def forever(make_iter: Callable[[int], Iterator]) -> Iterator:
 def ours_model(args: argparse.Namespace, mode: str) -> AtomisticModel:
     backbone = PaiNN(hidden=args.hidden, layers=args.layers, n_rbf=args.n_rbf, cutoff=args.cutoff)
     head = EnergyHead(args.hidden) if mode == "forces" else PropertyHead(args.hidden, readout="sum")
-    return AtomisticModel(backbone, {"energy" if mode == "forces" else "property": head}).train()
+    model = AtomisticModel(backbone, {"energy" if mode == "forces" else "property": head})
+    return model.to(args.device).train()
 
 
 def ours_step(
@@ -175,11 +180,15 @@ def spk_model(spk, args: argparse.Namespace, mode: str):
     outputs = [spk.atomistic.Atomwise(n_in=args.hidden, output_key="y")]
     if mode == "forces":
         outputs.append(spk.atomistic.Forces(energy_key="y", force_key="forces"))
-    return spk.model.NeuralNetworkPotential(
-        representation=rep,
-        input_modules=[spk.atomistic.PairwiseDistances()],
-        output_modules=outputs,
-    ).train()
+    return (
+        spk.model.NeuralNetworkPotential(
+            representation=rep,
+            input_modules=[spk.atomistic.PairwiseDistances()],
+            output_modules=outputs,
+        )
+        .to(args.device)
+        .train()
+    )
 
 
 def spk_dataset(spk, store: Store, indices: np.ndarray, target: str, args, tmp: Path):
@@ -222,16 +231,23 @@ def spk_step(model, opt: torch.optim.Optimizer, inputs: dict, mode: str) -> None
 # ---------------------------------------------------------------- timing
 
 
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
 def timed(
-    step: Callable[[object], None], batches: Iterator, n_steps: int, n_mol: Callable
+    step: Callable[[object], None], batches: Iterator, n_steps: int, n_mol: Callable, device: str
 ) -> float:
     """Molecules per second over ``n_steps`` steps, drawing (and so collating) inside the clock."""
     molecules = 0
+    sync(device)
     start = time.perf_counter()
     for _ in range(n_steps):
         b = next(batches)
         step(b)
         molecules += n_mol(b)
+    sync(device)
     return molecules / (time.perf_counter() - start)
 
 
@@ -257,7 +273,7 @@ def ours_side(args, mode: str, store: Store, indices: np.ndarray, target: str, b
                          seed=0, drop_last=True)  # fmt: skip
     side = Side(
         step=lambda b: ours_step(model, opt, params, b, mode),
-        stream=lambda: forever(loader.iter_epoch),
+        stream=lambda: (b.to(args.device) for b in forever(loader.iter_epoch)),
         count=lambda b: b.n_structures,
     )
     side.pre = list(itertools.islice(side.stream(), args.warmup + args.steps))
@@ -274,7 +290,7 @@ def spk_side(spk, args, mode: str, data, bs: int) -> Side:
 
     side = Side(
         step=lambda b: spk_step(model, opt, b, mode),
-        stream=lambda: forever(epoch),
+        stream=lambda: ({k: v.to(args.device) for k, v in b.items()} for b in forever(epoch)),
         count=lambda b: int(b["_n_atoms"].numel()),
     )
     side.pre = list(itertools.islice(side.stream(), args.warmup + args.steps))
@@ -284,11 +300,13 @@ def spk_side(spk, args, mode: str, data, bs: int) -> Side:
 def compare(args, sides: dict[str, Side], pipeline: str) -> dict[str, float]:
     """Median molecules/s per side over alternating rounds, after a warm-up."""
     for side in sides.values():
-        timed(side.step, side.batches(pipeline), args.warmup, side.count)
+        timed(side.step, side.batches(pipeline), args.warmup, side.count, args.device)
     rates: dict[str, list[float]] = {name: [] for name in sides}
     for _ in range(args.rounds):
         for name, side in sides.items():
-            rates[name].append(timed(side.step, side.batches(pipeline), args.steps, side.count))
+            rates[name].append(
+                timed(side.step, side.batches(pipeline), args.steps, side.count, args.device)
+            )
     return {name: statistics.median(r) for name, r in rates.items()}
 
 
@@ -307,7 +325,8 @@ def run(args: argparse.Namespace) -> list[dict]:
         tmp = Path(tmp_name)
         store, indices, prop_target, energy_target, desc = load_data(args, tmp)
         alloc = " ".join(f"{k}={os.environ.get(k, 'default')}" for k in ALLOCATOR_ENV)
-        print(f"data: {desc}, {len(indices)} molecules; threads {args.threads}; {alloc}")
+        where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "cpu"
+        print(f"data: {desc}, {len(indices)} molecules; {where}, threads {args.threads}; {alloc}")
         print(f"{'mode':>9} {'batch':>5} {'input':>6} {'ours/s':>10} {'spk/s':>10}  ratio")
         for mode in args.modes:
             target = energy_target if mode == "forces" else prop_target

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -34,3 +35,27 @@ def test_mft_step_benchmark_quick():
     out = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=600, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "ratio mft/finetune: step time" in out.stdout
+
+
+@pytest.mark.slow
+def test_throughput_benchmark_quick_on_synthetic_molecules(tmp_path):
+    cmd = [sys.executable, str(ROOT / "benchmarks/bench_throughput.py"), "--quick",
+           "--no-schnetpack", "--default-allocator", "--data-root", str(tmp_path),
+           "--hidden", "16", "--batch-sizes", "8", "--threads", "1"]  # fmt: skip
+    out = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=600, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "random QM9-like molecules" in out.stdout
+    records = [json.loads(line[5:]) for line in out.stdout.splitlines() if line.startswith("PERF ")]
+    assert [(r["metric"].split(",")[0]) for r in records] == [
+        "PaiNN property only", "PaiNN property only", "PaiNN energy+forces", "PaiNN energy+forces"
+    ]  # fmt: skip
+    assert all(r["ours"] > 0 and r["ratio"] is None for r in records)
+    assert all(r["note"] == "skipped: --no-schnetpack" for r in records)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without a GPU")
+def test_throughput_benchmark_refuses_cuda_without_a_gpu():
+    cmd = [sys.executable, str(ROOT / "benchmarks/bench_throughput.py"), "--device", "cuda"]
+    out = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].endswith("no CUDA device is available")
