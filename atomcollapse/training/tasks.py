@@ -42,8 +42,9 @@ def resolve_device(name: str, dist: DistInfo | None = None) -> torch.device:
 def autocast_factory(device: torch.device, bf16: bool) -> Callable | None:
     """A context factory for bf16 autocast on ``device`` (CUDA or CPU); None when not asked for.
 
-    The same code path runs on both: matrix products in bfloat16, sums, scatters, losses and the
-    weights in float32 (torch's autocast op lists), predictions returned in float32.
+    The same code path runs on both (torch's autocast op lists): linear layers and the filters run
+    in bfloat16, and so do the message products and sums fed by them; the weights, the optimiser
+    state and the losses stay float32, and predictions come back as float32.
     """
     if not bf16:
         return None
