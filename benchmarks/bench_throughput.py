@@ -9,7 +9,9 @@ sum readout through a 128-64-1 MLP, Adam), same threads and allocator settings, 
   neighbour-list transform and ``CastTo32``);
 
 for ``property`` (one target) and ``forces`` (energy + forces = -dE/dR, trained through a second
-derivative). Data: ``<data-root>/stores/qm9`` when it exists (first ``--n`` molecules, gap /
+derivative). Each side steps as its own training does: ours backpropagates into the parameters
+only, as ``atomcollapse train`` does (``backward_to_params``); schnetpack's step is the plain
+``loss.backward()`` of its Lightning task, which also fills the positions' gradient. Data: ``<data-root>/stores/qm9`` when it exists (first ``--n`` molecules, gap /
 U0), else random QM9-like molecules written to a temporary store. Force labels are zeros: this
 measures speed, not accuracy.
 
