@@ -11,9 +11,11 @@ sum readout through a 128-64-1 MLP, Adam), same threads and allocator settings, 
 for ``property`` (one target) and ``forces`` (energy + forces = -dE/dR, trained through a second
 derivative). Each side steps as its own training does: ours backpropagates into the parameters
 only, as ``atomcollapse train`` does (``backward_to_params``); schnetpack's step is the plain
-``loss.backward()`` of its Lightning task, which also fills the positions' gradient. Data: ``<data-root>/stores/qm9`` when it exists (first ``--n`` molecules, gap /
-U0), else random QM9-like molecules written to a temporary store. Force labels are zeros: this
-measures speed, not accuracy.
+``loss.backward()`` of its Lightning task, which also fills the positions' gradient.
+
+Data: ``<data-root>/stores/qm9`` when it exists (first ``--n`` molecules, gap / U0), else random
+QM9-like molecules written to a temporary store. Force labels are zeros: this measures speed, not
+accuracy.
 
 schnetpack 2.1.1 must be installed with ``--no-deps`` (see ``REFERENCES.md``); without it only
 our numbers are printed. glibc hands big freed blocks back to the OS, so big per-message tensors
@@ -84,7 +86,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="tiny run: 192 molecules, 2 timed steps")
     args = p.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        p.error(f"--device {args.device}: no CUDA device is available")
+        print(f"bench_throughput: --device {args.device}: no CUDA device is available",
+              file=sys.stderr)  # fmt: skip
+        sys.exit(2)
     if args.quick:
         args.n, args.steps, args.warmup, args.rounds = min(args.n, 192), 2, 1, 1
     return args
