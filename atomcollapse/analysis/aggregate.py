@@ -5,6 +5,10 @@ when it is unfinished or lacks a metric its block has, when its split, dataset o
 checkpoint hash differs from the majority of its block (all strategies of one dataset, split
 and target, which must share them), or when it repeats a seed. A cell with fewer seeds than
 the most complete cell is kept but flagged "incomplete", and is not eligible for "best".
+
+Forgetting (force-field MAE before/after adaptation) is optional: a block gets the ``ff_*``
+statistics only when one of its included runs has them, and a cell whose forgetting numbers
+come from fewer seeds than it averages, or from different force-field data, is flagged.
 """
 
 from __future__ import annotations
@@ -14,15 +18,19 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from atomcollapse.analysis.metrics import mean_std, relative_gain
-from atomcollapse.analysis.runs import RunRecord
+from atomcollapse.analysis.runs import FORGETTING_METRICS, RunRecord
 
 BASELINES = ("scratch", "finetune")
 METRICS = ("id_mae", "ood_mae", "id_rmse", "ood_rmse", "val_mae")
 GAIN_COLUMNS = tuple(f"gain_{p}_vs_{b}" for b in BASELINES for p in ("id", "ood"))
 #: Column -> True when lower is better (for marking the best value of a block).
-LOWER_IS_BETTER = {"id_mae": True, "ood_mae": True, "ood_id_ratio": True} | {
-    g: False for g in GAIN_COLUMNS
-}
+LOWER_IS_BETTER = {
+    "id_mae": True,
+    "ood_mae": True,
+    "ood_id_ratio": True,
+    "ff_force_after": True,
+    "ff_energy_after": True,
+} | {g: False for g in GAIN_COLUMNS}
 _STRATEGY_ORDER = ("scratch", "finetune", "finetune-llrd", "linear-probe", "lp-ft", "l2-sp", "mft")
 
 
@@ -53,6 +61,11 @@ class Cell:
     @property
     def seeds(self) -> list[int | None]:
         return [r.seed for r in self.runs]
+
+    @property
+    def has_forgetting(self) -> bool:
+        """Whether any included run measured forgetting (force-field MAE before/after)."""
+        return any(m in r.metrics for r in self.runs for m in FORGETTING_METRICS)
 
     def mean(self, metric: str) -> float:
         return self.stats.get(metric, (math.nan, math.nan))[0]
@@ -163,9 +176,30 @@ def aggregate(runs: list[RunRecord]) -> Aggregate:
             c.flags.insert(0, f"incomplete: {c.n_seeds} of {max_seeds} seeds")
     agg = Aggregate(cells=cells, summary=[], excluded=excluded, max_seeds=max_seeds)
     for block_cells in agg.blocks().values():
+        _forgetting(block_cells)
         _derive(block_cells, max_seeds)
     agg.summary = summarise(agg)
     return agg
+
+
+def has_forgetting(cells: list[Cell]) -> bool:
+    """Whether a block (its cells) shows forgetting columns."""
+    return any(c.has_forgetting for c in cells)
+
+
+def _forgetting(block: list[Cell]) -> None:
+    """``ff_*`` statistics for every cell of a block that has forgetting data, and its flags."""
+    if not has_forgetting(block):
+        return
+    data = {r.ff_hash or r.ff_data for c in block for r in c.runs if c.has_forgetting}
+    for c in block:
+        for m in FORGETTING_METRICS:
+            c.stats[m] = mean_std([r.metric(m) for r in c.runs])
+        k = sum(any(m in r.metrics for m in FORGETTING_METRICS) for r in c.runs)
+        if 0 < k < c.n_seeds:
+            c.flags.append(f"forgetting from {k} of {c.n_seeds} seeds")
+        if k and len(data) > 1:
+            c.flags.append(f"forgetting measured on {len(data)} different force-field sets")
 
 
 def _derive(block: list[Cell], max_seeds: int) -> None:

@@ -17,6 +17,13 @@ from atomcollapse.analysis.aggregate import Cell
 from atomcollapse.analysis.metrics import binned_abs_error, mae
 
 PARTITION_TITLES = {"id_test": "ID test", "ood_test": "OOD test"}
+#: History key of a training loss -> (legend label with unit, line style).
+TRAIN_LOSSES = {
+    "train_property_loss": ("property loss (dimensionless)", "-"),
+    "train_ff_energy_loss": ("FF energy loss (eV²/atom)", "--"),
+    "train_ff_force_loss": ("FF force loss ((eV/Å)²)", ":"),
+}
+_FF_LOSSES = ("train_ff_energy_loss", "train_ff_force_loss")
 
 
 def slug(*parts: str) -> str:
@@ -49,6 +56,52 @@ def plot_mae_bars(cells: Sequence[Cell], stem: Path) -> list[Path]:
         ax.set_xticks(x, names, rotation=30, ha="right")
         ax.set_title(title)
         ax.set_ylabel(f"MAE ({unit})")
+    fig.suptitle(f"{cells[0].dataset} · {cells[0].split} · {cells[0].target}")
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def _series(history: list[dict[str, float]], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(step, value) of the evaluations that have ``key``."""
+    pts = [(e["step"], e[key]) for e in history if key in e and np.isfinite(e[key])]
+    return np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+
+
+def plot_learning_curves(cells: Sequence[Cell], stem: Path) -> list[Path]:
+    """Validation MAE against optimiser step, one thin line per seed, one colour per strategy;
+    a second panel (log scale) with the training losses of the runs that trained a force-field
+    task (MFT), when any did. Nothing is written when no run has two or more evaluations."""
+    runs = [(k, c, r) for k, c in enumerate(cells) for r in c.runs if len(r.history) >= 2]
+    if not runs:
+        return []
+    ff_runs = [x for x in runs if any(k in e for e in x[2].history for k in _FF_LOSSES)]
+    n_panels = 2 if ff_runs else 1
+    fig, axes = plt.subplots(1, n_panels, figsize=(5.4 * n_panels, 3.6), squeeze=False)
+    ax = axes[0][0]
+    labelled: set[str] = set()
+    for k, c, r in runs:
+        step, val = _series(r.history, "val_mae")
+        label = None if c.strategy in labelled else c.strategy
+        labelled.add(c.strategy)
+        ax.plot(step, val, color=f"C{k}", lw=1.0, alpha=0.8, marker=".", ms=3, label=label)
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel(f"validation MAE ({cells[0].unit})")
+    ax.set_title("validation (one line per seed)", fontsize=9)
+    ax.legend(fontsize=7)
+    if ff_runs:
+        ax = axes[0][1]
+        for k, _c, r in ff_runs:
+            for key, (_, style) in TRAIN_LOSSES.items():
+                step, val = _series(r.history, key)
+                keep = val > 0
+                ax.plot(step[keep], val[keep], style, color=f"C{k}", lw=1.0, alpha=0.8)
+        ax.set_yscale("log")
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel("mean training loss since last evaluation")
+        ax.set_title("training losses of " + ", ".join(sorted({c.strategy for _, c, _ in ff_runs})),
+                     fontsize=9)  # fmt: skip
+        handles = [plt.Line2D([], [], ls=style, color="k") for _, style in TRAIN_LOSSES.values()]
+        ax.legend(handles, [label for label, _ in TRAIN_LOSSES.values()], fontsize=7)
     fig.suptitle(f"{cells[0].dataset} · {cells[0].split} · {cells[0].target}")
     fig.tight_layout()
     return save(fig, stem)
@@ -163,8 +216,9 @@ def plot_tsne(
 def report_plots(agg, out: Path) -> list[Path]:
     """Every report figure for an :class:`~atomcollapse.analysis.aggregate.Aggregate` under ``out``.
 
-    Per block: MAE bars; and, from the included runs' predictions pooled over seeds, the tail
-    plot (OOD error against the target value) and the parity plots.
+    Per block: MAE bars; learning curves from the included runs' histories (when any has two or
+    more evaluations); and, from their predictions pooled over seeds, the tail plot (OOD error
+    against the target value) and the parity plots.
     """
     from atomcollapse.analysis.runs import load_predictions
 
@@ -172,6 +226,7 @@ def report_plots(agg, out: Path) -> list[Path]:
     for block, cells in agg.blocks().items():
         base = slug(*block)
         written += plot_mae_bars(cells, out / f"mae_{base}")
+        written += plot_learning_curves(cells, out / f"curves_{base}")
         preds: dict[str, pd.DataFrame] = {}
         for c in cells:
             frames = [df for r in c.runs if (df := load_predictions(r)) is not None]

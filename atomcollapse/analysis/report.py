@@ -2,7 +2,8 @@
 
 One table per (dataset, split, target) block, so every header can carry the block's unit, then
 the summary over targets and the list of runs left out. The best value of each column within a
-block is marked (bold; ``*`` in plain text).
+block is marked (bold; ``*`` in plain text). Blocks with forgetting data get two more columns,
+force-field force and energy MAE "after / before" adaptation (meV/Å, meV/atom).
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from typing import Any
 
 import pandas as pd
 
-from atomcollapse.analysis.aggregate import GAIN_COLUMNS, Aggregate, Cell, SummaryRow
+from atomcollapse.analysis.aggregate import (
+    GAIN_COLUMNS,
+    Aggregate,
+    Cell,
+    SummaryRow,
+    has_forgetting,
+)
+from atomcollapse.analysis.runs import FORGETTING_METRICS
 
 FORMATS = ("table", "md", "csv", "latex", "json")
 _GAIN_TITLES = {
@@ -27,6 +35,17 @@ CAPTION = (
     "mean ± std over seeds (n = seeds averaged); best value per column in bold; "
     "gain = 100·(base − method)/base, positive = lower error than the base"
 )
+FF_CAPTION = (
+    "FF = MAE of the energy head on held-out force-field structures, after adaptation / "
+    "of the untouched pretrained model (forgetting of the pretraining task)"
+)
+#: Table column -> header; the cell text is "after / before" of ``<key>_after``/``<key>_before``.
+FF_COLUMNS = {
+    "ff_force": "FF force MAE after / before (meV/Å)",
+    "ff_energy": "FF energy MAE after / before (meV/atom)",
+}
+#: Unit suffix of the machine-readable (CSV/JSON) forgetting columns.
+_FF_UNIT_TAG = {"ff_force": "meV_per_A", "ff_energy": "meV_per_atom"}
 
 
 def _num(x: float, digits: int = 4) -> str:
@@ -50,8 +69,13 @@ def _value(key: str, x: float) -> str:
     return f"{x:.1f}" if key.startswith("gain") else _num(x, 3)
 
 
-def block_columns(unit: str) -> list[tuple[str, str]]:
-    """(key, header with unit) of a block table."""
+def _before(mean: float, std: float) -> str:
+    """The pretrained model's value: one checkpoint, so a std of 0 is not worth printing."""
+    return _pm(mean, std if std else math.nan)
+
+
+def block_columns(unit: str, forgetting: bool = False) -> list[tuple[str, str]]:
+    """(key, header with unit) of a block table; ``forgetting`` adds the FF columns."""
     return [
         ("strategy", "strategy"),
         ("n", "n"),
@@ -59,8 +83,13 @@ def block_columns(unit: str) -> list[tuple[str, str]]:
         ("ood_mae", f"OOD MAE ({unit})"),
         ("ood_id_ratio", "OOD/ID (×)"),
         *((g, f"{_GAIN_TITLES[g]} (%)") for g in GAIN_COLUMNS),
+        *(FF_COLUMNS.items() if forgetting else ()),
         ("flags", "flags"),
     ]
+
+
+def _block_columns(cells: list[Cell]) -> list[tuple[str, str]]:
+    return block_columns(cells[0].unit, forgetting=has_forgetting(cells))
 
 
 def summary_columns(agg: Aggregate) -> list[tuple[str, str]]:
@@ -84,6 +113,13 @@ def _cell_text(c: Cell, key: str, bold: tuple[str, str]) -> str:
         return str(c.n_seeds)
     if key == "flags":
         return "; ".join(c.flags)
+    if key in FF_COLUMNS:
+        nan = (math.nan, math.nan)
+        after = _pm(*c.stats.get(f"{key}_after", nan))
+        before = _before(*c.stats.get(f"{key}_before", nan))
+        if f"{key}_after" in c.best:
+            after = f"{bold[0]}{after}{bold[1]}"
+        return "-" if after == before == "-" else f"{after} / {before}"
     text = _pm(*c.stats[key]) if key in ("id_mae", "ood_mae") else _value(key, c.value(key))
     return f"{bold[0]}{text}{bold[1]}" if key in c.best else text
 
@@ -111,13 +147,15 @@ def render_rich(agg: Aggregate, console) -> None:
     from rich.table import Table
 
     for block, cells in agg.blocks().items():
-        cols = block_columns(cells[0].unit)
+        cols = _block_columns(cells)
         t = Table(*(h for _, h in cols), title=_title(block, cells[0].unit))
         for c in cells:
             t.add_row(*(_cell_text(c, k, ("[bold green]", "[/]")) for k, _ in cols))
         t.caption = (
             "mean ± std over seeds; best per column in bold; gain = 100·(base − method)/base"
         )
+        if has_forgetting(cells):
+            t.caption += f"; {FF_CAPTION}"
         console.print(t)
     if agg.summary:
         cols = summary_columns(agg)
@@ -139,12 +177,14 @@ def render_markdown(agg: Aggregate) -> str:
         out.append("")
 
     for block, cells in agg.blocks().items():
-        cols = block_columns(cells[0].unit)
+        cols = _block_columns(cells)
         out += [f"### {_title(block, cells[0].unit)}", ""]
         table(
             [h for _, h in cols], [[_cell_text(c, k, ("**", "**")) for k, _ in cols] for c in cells]
         )
     out += [CAPTION[0].upper() + CAPTION[1:] + ".", ""]
+    if any(has_forgetting(cells) for cells in agg.blocks().values()):
+        out += [FF_CAPTION + ".", ""]
     if agg.summary:
         cols = summary_columns(agg)
         out += ["### Summary: averaged over targets", ""]
@@ -155,8 +195,13 @@ def render_markdown(agg: Aggregate) -> str:
     return "\n".join(out)
 
 
-def cells_frame(agg: Aggregate) -> pd.DataFrame:
-    """One row per cell, machine-readable; ``unit`` applies to every MAE/RMSE column."""
+def _ff_name(metric: str) -> str:
+    """``ff_force_after`` -> ``ff_force_after_meV_per_A``: these columns name their own unit."""
+    return f"{metric}_{_FF_UNIT_TAG[metric.rsplit('_', 1)[0]]}"
+
+
+def _cell_rows(agg: Aggregate) -> list[dict[str, Any]]:
+    """One dict per cell; forgetting keys only for cells of blocks that have forgetting data."""
     rows = []
     for c in agg.cells:
         row: dict[str, Any] = {
@@ -164,14 +209,27 @@ def cells_frame(agg: Aggregate) -> pd.DataFrame:
             "unit": c.unit, "n_seeds": c.n_seeds, "seeds": " ".join(str(s) for s in c.seeds),
         }  # fmt: skip
         for m, (mean, std) in c.stats.items():
-            row[f"{m}_mean"], row[f"{m}_std"] = mean, std
+            if m not in FORGETTING_METRICS:
+                row[f"{m}_mean"], row[f"{m}_std"] = mean, std
         row["ood_id_ratio"] = c.values["ood_id_ratio"]
         for g in GAIN_COLUMNS:
             row[f"{g}_pct"] = c.values[g]
+        if any(m in c.stats for m in FORGETTING_METRICS):
+            for m in FORGETTING_METRICS:
+                row[f"{_ff_name(m)}_mean"], row[f"{_ff_name(m)}_std"] = c.stats[m]
+            row["ff_data"] = " ".join(sorted({str(r.ff_data) for r in c.runs if r.ff_data}))
         row["best"] = " ".join(sorted(c.best))
         row["flags"] = "; ".join(c.flags)
         rows.append(row)
-    return pd.DataFrame(rows)
+    return rows
+
+
+def cells_frame(agg: Aggregate) -> pd.DataFrame:
+    """One row per cell, machine-readable; ``unit`` applies to every MAE/RMSE column except the
+    forgetting ones (``ff_*``), whose names carry their unit (meV_per_A, meV_per_atom)."""
+    df = pd.DataFrame(_cell_rows(agg))
+    last = ["best", "flags"]
+    return df[[k for k in df.columns if k not in last] + last] if len(df) else df
 
 
 def summary_frame(agg: Aggregate) -> pd.DataFrame:
@@ -205,7 +263,7 @@ def _clean(x: Any) -> Any:
 
 
 def report_dict(agg: Aggregate) -> dict[str, Any]:
-    cells = cells_frame(agg).to_dict(orient="records")
+    cells = _cell_rows(agg)
     summary = summary_frame(agg).to_dict(orient="records")
     excluded = [{"path": str(r.path), "strategy": r.strategy, "seed": r.seed, "reason": why}
                 for r, why in agg.excluded]  # fmt: skip
@@ -220,7 +278,8 @@ def render_json(agg: Aggregate) -> str:
 def _tex(s: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
                  ("#", r"\#"), ("^", r"\^{}"), ("±", r"$\pm$"), ("·", r"$\cdot$"),
-                 ("−", "-"), ("×", r"$\times$"), ("<", r"$<$"), (">", r"$>$")):  # fmt: skip
+                 ("−", "-"), ("×", r"$\times$"), ("<", r"$<$"), (">", r"$>$"),
+                 ("Å", r"\AA{}")):  # fmt: skip
         s = s.replace(a, b)
     return s
 
@@ -248,9 +307,12 @@ def render_latex(agg: Aggregate) -> str:
         out.extend([r"\hline", r"\end{tabular}", r"\end{table}", ""])
 
     for block, cells in agg.blocks().items():
-        cols = block_columns(cells[0].unit)
+        cols = _block_columns(cells)
         rows = [[_bold_tex(_cell_text(c, k, _MARK)) for k, _ in cols] for c in cells]
-        tabular(f"{_title(block, cells[0].unit)}: {CAPTION}", cols, rows)
+        caption = f"{_title(block, cells[0].unit)}: {CAPTION}"
+        if has_forgetting(cells):
+            caption += f"; {FF_CAPTION}"
+        tabular(caption, cols, rows)
     if agg.summary:
         cols = summary_columns(agg)
         rows = [[_tex(_summary_text(r, k)) for k, _ in cols] for r in agg.summary]

@@ -4,6 +4,11 @@ A run directory holds ``manifest.json`` (``"artifact": "run"``), ``metrics.json`
 so its absence marks an unfinished run) and ``predictions.csv`` (see
 :mod:`atomcollapse.training.rundir`). Everything the report needs from a run is normalised here
 into a :class:`RunRecord` with metrics converted to the target's report unit.
+
+``metrics.json`` may also carry ``history`` (one entry per evaluation: ``step``, ``val_mae``,
+``val_rmse`` in the stored unit, and optionally the mean training losses since the previous
+evaluation) and ``forgetting`` (force-field MAE/RMSE of the energy head before and after
+adaptation, in meV/atom and meV/Å); both are optional, so older runs still load.
 """
 
 from __future__ import annotations
@@ -28,6 +33,15 @@ PREDICTIONS = "predictions.csv"
 BEST_CHECKPOINT = "best.pt"
 LAST_CHECKPOINT = "last.pt"
 PARTITIONS = ("id_test", "ood_test")
+#: RunRecord metric -> (``forgetting`` key, JSON unit = record unit): held-out force-field MAE.
+FORGETTING_METRICS = {
+    "ff_energy_after": ("after.energy_mae_meV_per_atom", "meV/atom"),
+    "ff_energy_before": ("before.energy_mae_meV_per_atom", "meV/atom"),
+    "ff_force_after": ("after.force_mae_meV_per_A", "meV/A"),
+    "ff_force_before": ("before.force_mae_meV_per_A", "meV/A"),
+}
+#: History keys in the target's unit, converted to the report unit on loading.
+_HISTORY_SCALED = ("val_mae", "val_rmse")
 
 
 @dataclass
@@ -49,6 +63,13 @@ class RunRecord:
     problems: list[str] = field(default_factory=list)  # why this run cannot be used as it is
     split_path: str | None = None
     split_kind: str = ""
+    #: Evaluations in step order: ``step``, ``val_mae``/``val_rmse`` (in ``unit``), training
+    #: losses ``train_property_loss`` (dimensionless), ``train_ff_energy_loss`` (eV²/atom),
+    #: ``train_ff_force_loss`` ((eV/Å)²), step counts ``steps_property``/``steps_ff``.
+    history: list[dict[str, float]] = field(default_factory=list)
+    #: Force-field store (name, content hash) the ``ff_*`` forgetting metrics were measured on.
+    ff_data: str | None = None
+    ff_hash: str | None = None
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -200,6 +221,38 @@ def _load_metrics(rec: RunRecord, path: Path) -> None:
                 v = _get(met, "best_val_mae")
             if isinstance(v, (int, float)) and math.isfinite(v):
                 rec.metrics[f"{short}_{stat}"] = float(v) * scale
+    rec.history = _history(met.get("history"), scale)
+    _load_forgetting(rec, met.get("forgetting"))
+
+
+def _number(v: Any) -> float | None:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return float(v) if ok else None
+
+
+def _history(entries: Any, scale: float) -> list[dict[str, float]]:
+    """Numeric fields of the evaluations that name a step, sorted by step; see RunRecord."""
+    out = []
+    for e in entries if isinstance(entries, list) else []:
+        if not isinstance(e, dict) or _number(e.get("step")) is None:
+            continue
+        row = {k: x for k, v in e.items() if (x := _number(v)) is not None}
+        for k in _HISTORY_SCALED:
+            if k in row:
+                row[k] *= scale
+        out.append(row)
+    return sorted(out, key=lambda r: r["step"])
+
+
+def _load_forgetting(rec: RunRecord, forgetting: Any) -> None:
+    if not isinstance(forgetting, dict):
+        return
+    for name, (key, _) in FORGETTING_METRICS.items():
+        if (v := _number(_get(forgetting, key))) is not None:
+            rec.metrics[name] = v
+    if any(name in rec.metrics for name in FORGETTING_METRICS):
+        rec.ff_data = _get(forgetting, "data")
+        rec.ff_hash = _get(forgetting, "content_hash")
 
 
 def load_runs(paths: Sequence[str | Path]) -> list[RunRecord]:
@@ -237,6 +290,7 @@ def load_predictions(rec: RunRecord) -> pd.DataFrame | None:
 
 
 __all__ = [
+    "FORGETTING_METRICS",
     "PARTITIONS",
     "RunRecord",
     "find_runs",

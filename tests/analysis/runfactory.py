@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,11 +29,15 @@ def make_run(
     pretrained_hash: str | None = "p" * 64,
     finished: bool = True,
     n_pred: int = 40,
+    history: list[dict[str, Any]] | None = None,
+    forgetting: dict[str, Any] | None = None,
 ) -> Path:
     """A finished (or unfinished) run with metrics in ``unit`` and consistent predictions.
 
     Mirrors what ``atomcollapse train`` writes (training/train.py): the manifest's identity
-    fields and ``metrics.json`` with per-partition MAE/RMSE in the stored unit.
+    fields and ``metrics.json`` with per-partition MAE/RMSE in the stored unit, and, when
+    given, ``history`` (see :func:`make_history`) and ``forgetting`` (see
+    :func:`make_forgetting`).
     """
     tag = f"{split_hash[:4]}-{pretrained_hash[:4] if pretrained_hash else 'none'}"
     path = root / f"{target}-{strategy}-{seed}-{tag}"
@@ -70,5 +75,47 @@ def make_run(
         metrics = {"target": target, "strategy": strategy, "seed": seed, "unit": unit,
                    "report_unit": report_unit or unit, "best_val_mae": id_mae,
                    "partitions": parts}  # fmt: skip
+        if history is not None:
+            metrics["history"] = history
+        if forgetting is not None:
+            metrics["forgetting"] = forgetting
         write_json_atomic(path / "metrics.json", metrics)
     return path
+
+
+def make_history(
+    n: int, *, final_mae: float, every: int = 10, ff: bool = False
+) -> list[dict[str, Any]]:
+    """``n`` evaluations every ``every`` steps; val MAE (stored unit) falls to ``final_mae``.
+
+    Training losses as ``atomcollapse train`` writes them: the property loss always, the
+    force-field energy/force terms (eV^2/atom, (eV/A)^2) and ``steps_ff`` only when ``ff``.
+    """
+    out = []
+    for k in range(1, n + 1):
+        decay = 1.0 + (n - k) / n
+        e: dict[str, Any] = {
+            "step": k * every, "score": final_mae * decay, "val_mae": final_mae * decay,
+            "val_rmse": 1.3 * final_mae * decay, "best": True,
+            "train_property_loss": 0.5 * decay, "steps_property": k * every,
+        }  # fmt: skip
+        if ff:
+            e |= {"train_ff_energy_loss": 1e-3 * decay, "train_ff_force_loss": 2e-2 * decay,
+                  "steps_ff": k * every}  # fmt: skip
+        out.append(e)
+    return out
+
+
+def make_forgetting(
+    *, force_after: float, force_before: float, energy_after: float, energy_before: float
+) -> dict[str, Any]:
+    """A ``metrics.json["forgetting"]`` entry; MAE in meV/A and meV/atom, RMSE = 1.25 MAE."""
+
+    def errors(force: float, energy: float) -> dict[str, float]:
+        return {"energy_mae_meV_per_atom": energy, "force_mae_meV_per_A": force,
+                "energy_rmse_meV_per_atom": 1.25 * energy, "force_rmse_meV_per_A": 1.25 * force}  # fmt: skip
+
+    return {
+        "data": "ani-ff", "content_hash": "f" * 64, "n": 200, "head": "pretrained energy head",
+        "before": errors(force_before, energy_before), "after": errors(force_after, energy_after),
+    }  # fmt: skip
