@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from atomcollapse.bench.prepare import Inputs, SplitInputs
-from atomcollapse.bench.spec import NEEDS_FF, Spec
+from atomcollapse.bench.spec import Spec, needs_ff
 from atomcollapse.training.config import from_dict
 
 #: configuration keys that do not change a run's numbers
@@ -54,6 +54,7 @@ class Cell:
     split_path: Path | None = None
     pretrained: str | None = None
     ff_data: str | None = None
+    forgetting_data: str | None = None  # the model's force-field store, to score forgetting
 
     @property
     def cell_id(self) -> str | None:
@@ -83,6 +84,8 @@ class Cell:
             args += ["--pretrained", self.pretrained]
         if self.ff_data is not None:
             args += ["--ff-data", self.ff_data]
+        elif self.forgetting_data is not None:
+            args += ["--forgetting-data", self.forgetting_data]
         return args
 
 
@@ -112,7 +115,7 @@ def resolve(spec: Spec, inputs: Inputs) -> list[Cell]:
         full.update(target=key.target, seed=key.seed)
         config = _jsonish(from_dict(full, source=str(spec.path)).to_dict())
         split = d.splits.get((key.split, key.target), SplitInputs())
-        uses_ff = key.strategy in NEEDS_FF
+        uses_ff = needs_ff(key.strategy)
         missing = d.missing or split.missing or m.missing or (m.ff_missing if uses_ff else None)
         if missing:
             cells.append(Cell(key, config, table, None, missing))
@@ -124,9 +127,12 @@ def resolve(spec: Spec, inputs: Inputs) -> list[Cell]:
             "aux_data": m.ff_hash if uses_ff else None,
             "config": {k: v for k, v in config.items() if k not in IGNORED},
         }
+        ff = None if m.ff_path is None or m.ff_missing else str(m.ff_path)
+        forgetting = ff if m.pretrained_arg is not None else None
         cells.append(Cell(key, config, table, ident, None, store=str(d.store_path),
                           split_path=split.path, pretrained=m.pretrained_arg,
-                          ff_data=str(m.ff_path) if uses_ff else None))  # fmt: skip
+                          ff_data=ff if uses_ff else None,
+                          forgetting_data=forgetting))  # fmt: skip
     return cells
 
 

@@ -31,7 +31,8 @@ from typing import Any
 from atomcollapse.bench.tables import TableReader
 from atomcollapse.errors import InputError
 from atomcollapse.splits.config import METHODS, SplitConfig
-from atomcollapse.training.config import STRATEGIES, from_dict
+from atomcollapse.training.config import from_dict
+from atomcollapse.training.strategies import strategy_class, strategy_names
 
 try:
     import tomllib
@@ -39,8 +40,16 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 INGEST_FORMATS = ("qm9", "extxyz", "matbench", "none")
-NEEDS_PRETRAINED = frozenset(STRATEGIES) - {"scratch"}
-NEEDS_FF = frozenset({"mft"})
+
+
+def needs_pretrained(strategy: str) -> bool:
+    return strategy_class(strategy).needs_pretrained
+
+
+def needs_ff(strategy: str) -> bool:
+    return strategy_class(strategy).needs_ff
+
+
 #: ``[slurm]`` settings and their types (``additional``: extra sbatch options)
 SLURM_KEYS: dict[str, type | tuple[type, ...]] = {
     "cluster": str, "partition": str, "account": str, "qos": str, "timeout_min": int,
@@ -190,8 +199,8 @@ def parse_spec(raw: dict[str, Any], path: Path) -> Spec:
     base = path.resolve().parent
     strategies = r.strings("strategies")
     for s in strategies:
-        if s not in STRATEGIES:
-            r.fail(f"unknown strategy {s!r} in 'strategies'; known: {', '.join(STRATEGIES)}")
+        if s not in strategy_names():
+            r.fail(f"unknown strategy {s!r} in 'strategies'; known: {', '.join(strategy_names())}")
     seeds = r.get("seeds", list)
     if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
         r.fail("'seeds' must be a list of non-negative integers")
@@ -203,9 +212,9 @@ def parse_spec(raw: dict[str, Any], path: Path) -> Spec:
     _unique(r, "models", [m.name for m in models])
     for m in models:
         for s in strategies if m.strategies is None else m.strategies:
-            if s in NEEDS_PRETRAINED and m.checkpoint is None and m.adapter is None:
+            if needs_pretrained(s) and m.checkpoint is None and m.adapter is None:
                 r.fail(f"model {m.name!r}: strategy {s!r} needs 'checkpoint' or 'adapter'")
-            if s in NEEDS_FF and m.ff_data is None:
+            if needs_ff(s) and m.ff_data is None:
                 r.fail(f"model {m.name!r}: strategy {s!r} needs 'ff_data' (force-field store)")
     train, by_strategy = _train(r, strategies)
     run = _run(r.table("run"))

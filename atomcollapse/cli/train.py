@@ -15,7 +15,19 @@ from rich.table import Table
 
 from atomcollapse.cli.common import console, state
 
-_STRATEGIES = "scratch | finetune | finetune-llrd | linear-probe | mft | lp-ft | l2-sp"
+
+def _strategy_help() -> str:
+    """The registered strategies with their one-line summaries (read from the registry)."""
+    from atomcollapse.training.strategies import strategy_class, strategy_names
+
+    return "; ".join(f"{n}: {strategy_class(n).summary}" for n in strategy_names())
+
+
+def _batch(value: str | None) -> int | str | None:
+    """``--batch-size``: a structure count stays an int; ``auto:N`` stays text."""
+    if value is None:
+        return None
+    return int(value) if value.strip().isdigit() else value
 
 
 def _opt(flag: str, help: str) -> Any:
@@ -53,13 +65,17 @@ def train(
     split: Annotated[Path, _opt("--split", "Split artifact directory.")],
     out: Annotated[Path, _opt("--out", "Run directory to create.")],
     target: Annotated[str | None, _opt("--target", "Target to learn, e.g. gap.")] = None,
-    strategy: Annotated[str | None, _opt("--strategy", _STRATEGIES)] = None,
+    strategy: Annotated[str | None, _opt("--strategy", _strategy_help())] = None,
     seed: Annotated[int | None, _opt("--seed", "Seed of init, data order, task draws.")] = None,
     pretrained: Annotated[
         Path | None,
         _opt("--pretrained", "Pretrained checkpoint, or ani1x | ani1x:K | ani1ccx | sevennet-0."),
     ] = None,
     ff_data: Annotated[str | None, _opt("--ff-data", "Force-field store (mft).")] = None,
+    forgetting_data: Annotated[
+        str | None,
+        _opt("--forgetting-data", "Force-field store scoring forgetting \\[default: --ff-data]."),
+    ] = None,
     config: Annotated[Path | None, _opt("--config", "TOML settings file.")] = None,
     device: Annotated[str | None, _opt("--device", "auto | cpu | cuda \\[default: auto].")] = None,
     bf16: Annotated[bool | None, _opt("--bf16/--no-bf16", "bf16 autocast (CUDA or CPU).")] = None,
@@ -76,12 +92,22 @@ def train(
     ] = None,
     epochs: Annotated[int | None, _opt("--epochs", "Passes over the property data.")] = None,
     steps: Annotated[int | None, _opt("--steps", "Optimiser steps (overrides --epochs).")] = None,
-    batch_size: Annotated[int | None, _opt("--batch-size", "Global batch size.")] = None,
+    batch_size: Annotated[
+        str | None, _opt("--batch-size", "Structures per batch, or auto:N atoms \\[auto:512].")
+    ] = None,
     lr: Annotated[float | None, _opt("--lr", "Peak learning rate.")] = None,
     patience: Annotated[int | None, _opt("--patience", "Evaluations without gain.")] = None,
+    loss_convention: Annotated[
+        str | None, _opt("--loss-convention", "deepmd (the study's) | mean \\[deepmd].")
+    ] = None,
     mixing: Annotated[str | None, _opt("--mixing", "mft: sample | sum.")] = None,
-    aux_weight: Annotated[float | None, _opt("--aux-weight", "mft sum: lambda of L_ff.")] = None,
+    aux_weight: Annotated[
+        float | None, _opt("--aux-weight", "mft: weight of L_ff (both mixings) \\[1].")
+    ] = None,
     labels: Annotated[str | None, _opt("--labels", "mft: reference | pseudo.")] = None,
+    ff_batch_size: Annotated[
+        str | None, _opt("--ff-batch-size", "mft: force-field batch \\[auto:128].")
+    ] = None,
     resume: Annotated[bool, _opt("--resume", "Continue the run in --out.")] = False,
     overwrite: Annotated[bool, _opt("--overwrite", "Replace the run in --out.")] = False,
     progress: Annotated[bool | None, _opt("--progress/--no-progress", "Progress bar.")] = None,
@@ -92,13 +118,15 @@ def train(
 
     overrides = _set({}, target=target, seed=seed, device=device, bf16=bf16, max_train=max_train,
                      max_eval=max_eval, eval_seed=eval_seed,
-                     drop_unsupported_elements=drop_unsupported_elements, epochs=epochs, steps=steps, batch_size=batch_size, patience=patience,
-                     strategy__name=strategy, optim__lr=lr, strategy__mft_mixing=mixing,
-                     strategy__mft_aux_weight=aux_weight, strategy__mft_labels=labels)  # fmt: skip
+                     drop_unsupported_elements=drop_unsupported_elements, epochs=epochs,
+                     steps=steps, batch_size=_batch(batch_size), patience=patience,
+                     loss_convention=loss_convention, strategy__name=strategy, optim__lr=lr,
+                     strategy__mixing=mixing, strategy__aux_weight=aux_weight,
+                     strategy__labels=labels, strategy__ff_batch_size=_batch(ff_batch_size))  # fmt: skip
     cfg = load_config(config, overrides)
     inputs = TrainInputs(
         data=data, split=split, out=out, pretrained=pretrained, ff_data=ff_data,
-        data_root=state.data_root, resume=resume, overwrite=overwrite, progress=progress,
+        forgetting_data=forgetting_data, data_root=state.data_root, resume=resume, overwrite=overwrite, progress=progress,
     )  # fmt: skip
     metrics = run_train(inputs, cfg)
     if _main_rank():
@@ -115,7 +143,9 @@ def pretrain(
     cutoff: Annotated[float | None, _opt("--cutoff", "Cutoff in A \\[default: 5].")] = None,
     epochs: Annotated[int | None, _opt("--epochs", "Passes over the training frames.")] = None,
     steps: Annotated[int | None, _opt("--steps", "Optimiser steps (overrides --epochs).")] = None,
-    batch_size: Annotated[int | None, _opt("--batch-size", "Global batch size.")] = None,
+    batch_size: Annotated[
+        str | None, _opt("--batch-size", "Structures per batch, or auto:N atoms.")
+    ] = None,
     lr: Annotated[float | None, _opt("--lr", "Peak learning rate.")] = None,
     seed: Annotated[int | None, _opt("--seed", "Seed of init, hold-out, data order.")] = None,
     device: Annotated[str | None, _opt("--device", "auto | cpu | cuda.")] = None,
@@ -128,6 +158,9 @@ def pretrain(
     energy_weight_end: Annotated[float | None, _opt("--energy-weight-end", "At lr 0.")] = None,
     force_weight_end: Annotated[float | None, _opt("--force-weight-end", "At lr 0.")] = None,
     ramp: Annotated[bool | None, _opt("--ramp/--no-ramp", "Ramp weights with the lr.")] = None,
+    loss_convention: Annotated[
+        str | None, _opt("--loss-convention", "deepmd (the study's) | mean \\[deepmd].")
+    ] = None,
     resume: Annotated[bool, _opt("--resume", "Continue from <out>.state.pt.")] = False,
     overwrite: Annotated[bool, _opt("--overwrite", "Replace an existing checkpoint.")] = False,
     progress: Annotated[bool | None, _opt("--progress/--no-progress", "Progress bar.")] = None,
@@ -137,12 +170,13 @@ def pretrain(
     from atomcollapse.training.pretrain import PretrainInputs, run_pretrain
 
     overrides = _set({}, seed=seed, device=device, bf16=bf16, epochs=epochs, steps=steps,
-                     batch_size=batch_size, patience=patience, val_fraction=val_fraction,
+                     batch_size=_batch(batch_size), patience=patience, val_fraction=val_fraction,
                      max_train=max_train, model__hidden=hidden, model__layers=layers,
                      model__rbf=rbf, model__cutoff=cutoff, optim__lr=lr,
                      ff_loss__energy_weight=energy_weight, ff_loss__force_weight=force_weight,
                      ff_loss__energy_weight_end=energy_weight_end,
-                     ff_loss__force_weight_end=force_weight_end, ff_loss__ramp=ramp)  # fmt: skip
+                     ff_loss__force_weight_end=force_weight_end, ff_loss__ramp=ramp,
+                     loss_convention=loss_convention)  # fmt: skip
     cfg = load_config(config, overrides)
     inputs = PretrainInputs(data=data, out=out, data_root=state.data_root, overwrite=overwrite,
                             resume=resume, progress=progress)  # fmt: skip

@@ -8,6 +8,7 @@ with an :class:`~atomcollapse.errors.InputError` naming the key.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import types
 import typing
@@ -22,9 +23,9 @@ try:
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-STRATEGIES = ("scratch", "finetune", "finetune-llrd", "linear-probe", "mft", "lp-ft", "l2-sp")
-#: Layer multipliers of JMP's six blocks (first to last), interpolated to the backbone's depth.
-JMP_LAYER_MULTIPLIERS = (0.55, 0.40, 0.30, 0.40, 0.55, 0.625)
+#: Loss reductions: ``deepmd`` (the study's, DeePMD-kit's) or ``mean`` (before 2026-12; see
+#: :mod:`atomcollapse.training.tasks`).
+LOSS_CONVENTIONS = ("deepmd", "mean")
 
 
 @dataclass(frozen=True)
@@ -64,19 +65,23 @@ class ForceFieldLossConfig:
 
 @dataclass(frozen=True)
 class StrategyConfig:
-    """Strategy name and the knobs of each strategy (ignored by the others)."""
+    """The strategy's name and its own settings (the strategy's ``Settings`` dataclass; see
+    :mod:`atomcollapse.training.strategies`). In TOML one ``[strategy]`` table holds ``name``
+    and the named strategy's settings, e.g. ``mixing`` and ``aux_weight`` for ``mft``."""
 
     name: str = "finetune"
-    llrd_embedding: float = 0.3
-    llrd_layers: tuple[float, ...] = JMP_LAYER_MULTIPLIERS
-    llrd_heads: float = 1.0
-    lp_fraction: float = 0.5
-    l2sp_alpha: float = 0.01
-    mft_mixing: Literal["sample", "sum"] = "sample"
-    mft_property_prob: float = 0.5
-    mft_aux_weight: float = 1.0
-    mft_labels: Literal["reference", "pseudo"] = "reference"
-    mft_ff_batch_size: int = 0
+    settings: Any = None
+
+    def __post_init__(self) -> None:
+        if self.settings is None:
+            from atomcollapse.training.strategies import strategy_class
+
+            with contextlib.suppress(KeyError):  # an unknown name is refused by validate()
+                object.__setattr__(self, "settings", strategy_class(self.name).Settings())
+
+    def to_dict(self) -> dict[str, Any]:
+        fields = dataclasses.asdict(self.settings) if self.settings is not None else {}
+        return {"name": self.name, **fields}
 
 
 @dataclass(frozen=True)
@@ -113,8 +118,10 @@ class TrainConfig:
     data_seed: int | None = None
     epochs: int = 50
     steps: int = 0
-    batch_size: int = 32
-    eval_batch_size: int = 128
+    batch_size: int | str = "auto:512"
+    eval_batch_size: int | str = 128
+    loss_convention: Literal["deepmd", "mean"] = "deepmd"
+    max_forgetting: int = 500
     patience: int = 10
     eval_every_steps: int = 0
     state_every_steps: int = 100
@@ -133,7 +140,9 @@ class TrainConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["strategy"] = self.strategy.to_dict()
+        return out
 
 
 def load_config(
@@ -186,7 +195,38 @@ def _build(cls: type, data: dict[str, Any], source: str, prefix: str) -> Any:
     return cls(**kwargs)
 
 
+def _build_strategy(data: Any, source: str, key: str) -> StrategyConfig:
+    """``[strategy]``: ``name`` and the settings of that strategy (checked against its own
+    ``Settings`` dataclass, so a setting of another strategy is refused, never ignored)."""
+    from atomcollapse.training.strategies import strategy_class, strategy_names
+
+    if not isinstance(data, dict):
+        raise InputError(f"{key} must be a table", file=source)
+    rest = dict(data)
+    name = _coerce(str, rest.pop("name", StrategyConfig.name), source, key + ".name")
+    try:
+        cls = strategy_class(name)
+    except KeyError:
+        raise InputError(
+            f"setting {key + '.name'!r}: unknown strategy {name!r}; known: "
+            f"{', '.join(strategy_names())}",
+            file=source,
+        ) from None
+    known = [f.name for f in dataclasses.fields(cls.Settings)]
+    unknown = sorted(set(rest) - set(known))
+    if unknown:
+        raise InputError(
+            f"setting {key + '.' + unknown[0]!r} does not apply to strategy {name!r} "
+            f"(its settings: {', '.join(known) or 'none'})",
+            file=source,
+        )
+    settings = _build(cls.Settings, rest, source, key + ".")
+    return StrategyConfig(name=name, settings=settings)
+
+
 def _coerce(tp: Any, value: Any, source: str, key: str) -> Any:
+    if tp is StrategyConfig:
+        return _build_strategy(value, source, key)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build(tp, value, source, key + ".")
     origin = get_origin(tp)
@@ -196,7 +236,14 @@ def _coerce(tp: Any, value: Any, source: str, key: str) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, source, key)
+        if len(inner) == 1:
+            return _coerce(inner[0], value, source, key)
+        for option in inner:
+            try:
+                return _coerce(option, value, source, key)
+            except InputError:
+                continue
+        raise bad
     if origin is Literal:
         if value not in args:
             raise bad
@@ -242,13 +289,31 @@ def validate(cfg: TrainConfig, source: str = "configuration") -> None:
         if not ok:
             raise InputError(f"setting {key!r} {what}", file=source)
 
+    from atomcollapse.training.streams import batch_size_problem
+
     s, o, f = cfg.strategy, cfg.optim, cfg.ff_loss
-    need(s.name in STRATEGIES, "strategy.name", f"must be one of {', '.join(STRATEGIES)}")
+    from atomcollapse.training.strategies import strategy_names
+
+    need(
+        s.name in strategy_names(), "strategy.name", f"must be one of {', '.join(strategy_names())}"
+    )
+    for key, what in getattr(s.settings, "problems", list)():
+        need(False, f"strategy.{key}", what)
     need(cfg.epochs > 0 or cfg.steps > 0, "epochs", "or 'steps' must be positive")
     need(cfg.epochs >= 0 and cfg.steps >= 0, "steps", "must not be negative")
-    for key in ("batch_size", "eval_batch_size", "patience", "state_every_steps"):
+    for key in ("batch_size", "eval_batch_size"):
+        problem = batch_size_problem(getattr(cfg, key))
+        need(problem is None, key, str(problem))
+    for key in ("patience", "state_every_steps"):
         need(getattr(cfg, key) > 0, key, "must be positive")
-    for key in ("eval_every_steps", "max_train", "max_ff", "max_eval", "eval_seed"):
+    for key in (
+        "eval_every_steps",
+        "max_train",
+        "max_ff",
+        "max_eval",
+        "eval_seed",
+        "max_forgetting",
+    ):
         need(getattr(cfg, key) >= 0, key, "must not be negative")
     need(0.0 < cfg.val_fraction < 1.0, "val_fraction", "must be between 0 and 1")
     need(
@@ -256,25 +321,12 @@ def validate(cfg: TrainConfig, source: str = "configuration") -> None:
         "device",
         "must be auto, cpu or cuda",
     )
-    need(o.lr > 0 and 0 < o.lr_end <= o.lr, "optim.lr_end", "must satisfy 0 < lr_end <= lr")
+    need(o.lr > 0, "optim.lr", "must be positive")
+    need(0 < o.lr_end <= o.lr, "optim.lr_end", "must satisfy 0 < lr_end <= lr")
     need(o.decay_steps > 0, "optim.decay_steps", "must be positive")
     need(o.warmup_steps >= 0 and o.weight_decay >= 0, "optim.warmup_steps", "must not be negative")
     need(all(0 <= b < 1 for b in o.betas), "optim.betas", "must lie in [0, 1)")
     need(o.grad_clip >= 0, "optim.grad_clip", "must not be negative (0 disables clipping)")
-    need(
-        len(s.llrd_layers) > 0 and all(m > 0 for m in s.llrd_layers),
-        "strategy.llrd_layers",
-        "must be a non-empty list of positive multipliers",
-    )
-    need(s.llrd_embedding > 0 and s.llrd_heads > 0, "strategy.llrd_embedding", "must be positive")
-    need(0.0 < s.lp_fraction < 1.0, "strategy.lp_fraction", "must be between 0 and 1")
-    need(s.l2sp_alpha >= 0, "strategy.l2sp_alpha", "must not be negative")
-    need(0.0 < s.mft_property_prob < 1.0, "strategy.mft_property_prob", "must be in (0, 1)")
-    need(
-        s.mft_aux_weight >= 0 and s.mft_ff_batch_size >= 0,
-        "strategy.mft_aux_weight",
-        "must not be negative",
-    )
     weights = (f.energy_weight, f.force_weight, f.energy_weight_end, f.force_weight_end)
     need(all(w >= 0 for w in weights), "ff_loss.energy_weight", "weights must not be negative")
     need(

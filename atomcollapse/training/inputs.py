@@ -9,6 +9,7 @@ are left out, so an adapter's rows are a subset of a native model's rows.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,9 @@ from atomcollapse.training.strategies import Strategy, make_strategy
 EVAL_PARTITIONS = ("val", "id_test", "ood_test")
 #: mixed into ``eval_seed`` so the evaluation subsets never coincide with another seeded stream
 _EVAL_STREAM = 8
+_FORGETTING_STREAM = 9
+#: at most this share of a force-field store is held out to measure forgetting
+FORGETTING_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,8 @@ class TrainInputs:
     """What the ``train`` command reads and writes besides the configuration.
 
     ``pretrained`` is a checkpoint file or a bundled model's name (``ani1x``, ``ani1x:0``,
-    ``ani1ccx``, ``sevennet-0``; see :mod:`atomcollapse.models.adapters`).
+    ``ani1ccx``, ``sevennet-0``; see :mod:`atomcollapse.models.adapters`). Forgetting is
+    scored on held-out structures of ``forgetting_data``, else of ``ff_data``.
     """
 
     data: str
@@ -45,6 +50,7 @@ class TrainInputs:
     out: Path
     pretrained: Path | None = None
     ff_data: str | None = None
+    forgetting_data: str | None = None
     data_root: Path | None = None
     resume: bool = False
     overwrite: bool = False
@@ -65,6 +71,17 @@ class Aux:
     store: Store
     rows: np.ndarray
     n_test_overlap: int = 0  # structures left out as (made from) the split's test structures
+    n_held_out: int = 0  # structures held out to score forgetting
+
+
+@dataclass(frozen=True)
+class Forgetting:
+    """Held-out force-field structures on which the pretraining task is scored after training
+    (never trained on by mft, never the split's test structures)."""
+
+    store: Store
+    rows: np.ndarray
+    setting: str  # the option that named the store
 
 
 @dataclass
@@ -86,6 +103,7 @@ class Checked:
     run: RunDir
     dropped: dict[str, int] = field(default_factory=dict)
     drop_notes: list[str] = field(default_factory=list)
+    forgetting: Forgetting | None = None
 
     @property
     def train_rows(self) -> np.ndarray:
@@ -119,7 +137,7 @@ def check_inputs(inp: TrainInputs, cfg: TrainConfig) -> Checked:
         raise InputError("no target given (--target)")
     store.target(cfg.target)
     seeds = Seeds.from_seed(cfg.seed, cfg.init_seed, cfg.data_seed)
-    strategy = make_strategy(cfg.strategy, seeds.task)
+    strategy = make_strategy(cfg.strategy.name, cfg.strategy.settings, seeds.task)
     if strategy.needs_pretrained and inp.pretrained is None:
         raise InputError(f"strategy {strategy.name!r} needs a pretrained checkpoint (--pretrained)")
     if strategy.needs_ff and inp.ff_data is None:
@@ -144,13 +162,63 @@ def check_inputs(inp: TrainInputs, cfg: TrainConfig) -> Checked:
                     f"pretrained model's set",
                     file=inp.split,
                 )
+    forgetting = None
+    if pretrained is not None:
+        forgetting, f_notes = _forgetting(inp, cfg, pretrained, store, split)
+        notes += f_notes
     aux = None
     if strategy.needs_ff and inp.ff_data is not None and pretrained is not None:
-        aux, aux_dropped, aux_notes = _aux(inp, cfg, seeds, pretrained, store, split)
+        aux, aux_dropped, aux_notes = _aux(inp, cfg, seeds, pretrained, store, split, forgetting)
         dropped.update(aux_dropped)
         notes += aux_notes
     run = RunDir.prepare(inp.out, resume=inp.resume, overwrite=inp.overwrite)
-    return Checked(store, split, strategy, seeds, rows, pretrained, aux, run, dropped, notes)
+    return Checked(store, split, strategy, seeds, rows, pretrained, aux, run, dropped, notes,
+                   forgetting)  # fmt: skip
+
+
+def forgetting_rows(ff_store: Store, allowed: np.ndarray, cfg: TrainConfig) -> np.ndarray:
+    """The held-out rows that score forgetting: a function of the store's ``allowed`` rows and
+    ``(max_forgetting, eval_seed)`` only, so every strategy and seed is scored on the same
+    structures; at most ``max_forgetting`` and at most a tenth of them."""
+    n = min(cfg.max_forgetting, math.ceil(FORGETTING_SHARE * len(allowed)))
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    return subset(allowed, n, (cfg.eval_seed, _FORGETTING_STREAM))
+
+
+def _forgetting(
+    inp: TrainInputs, cfg: TrainConfig, pre: Pretrained, store: Store, split: Split
+) -> tuple[Forgetting | None, list[str]]:
+    """The forgetting store (``--forgetting-data``, else ``--ff-data``) and its held-out rows."""
+    explicit = inp.forgetting_data is not None
+    name = inp.forgetting_data if explicit else inp.ff_data
+    if name is None or cfg.max_forgetting == 0 or "energy" not in pre.model.heads:
+        return None, []
+    setting = "--forgetting-data" if explicit else "--ff-data"
+    ff_store = open_store(name, inp.data_root)
+    labelled = "energy" in ff_store.target_names and "forces" in ff_store.manifest["atom_arrays"]
+    if not labelled:
+        if explicit:
+            raise InputError(
+                f"{setting}: the store has no reference energies and forces to score forgetting",
+                file=name,
+            )
+        return None, [f"forgetting not measured: {name} has no reference energies and forces"]
+    ff_store.target("energy")
+    ff_store.atom_array("forces")
+    leaked = aux_test_overlap(ff_store, store, split)
+    if explicit and len(leaked):
+        raise InputError(
+            f"{setting}: {len(leaked):,} structures are (or were made from) id_test / ood_test "
+            f"structures of the split; pass a store without them",
+            file=name,
+        )
+    allowed = np.setdiff1d(np.arange(len(ff_store)), leaked)
+    rows, _, notes = _supported(ff_store, {"forgetting": forgetting_rows(ff_store, allowed, cfg)},
+                                pre, cfg, _pretrained_name(inp))  # fmt: skip
+    if len(rows["forgetting"]) == 0:
+        return None, ["forgetting not measured: no held-out force-field structures"]
+    return Forgetting(ff_store, rows["forgetting"], setting), notes
 
 
 def _supported(
@@ -214,17 +282,26 @@ def aux_test_overlap(ff_store: Store, store: Store, split: Split) -> np.ndarray:
 
 
 def _aux(
-    inp: TrainInputs, cfg: TrainConfig, seeds: Seeds, pre: Pretrained, store: Store, split: Split
+    inp: TrainInputs,
+    cfg: TrainConfig,
+    seeds: Seeds,
+    pre: Pretrained,
+    store: Store,
+    split: Split,
+    forgetting: Forgetting | None,
 ) -> tuple[Aux, dict[str, int], list[str]]:
-    """The force-field store of mft, without the split's test structures; reference labels
-    need energies and forces in it."""
+    """The force-field store of mft, without the split's test structures and the structures
+    held out to score forgetting; reference labels need energies and forces in it."""
     assert inp.ff_data is not None  # _aux is called only with --ff-data
     ff_store = open_store(inp.ff_data, inp.data_root)
-    if cfg.strategy.mft_labels == "reference":
+    if cfg.strategy.settings.labels == "reference":
         ff_store.target("energy")
         ff_store.atom_array("forces")
     leaked = aux_test_overlap(ff_store, store, split)
-    allowed = np.setdiff1d(np.arange(len(ff_store)), leaked)
+    held_out = np.zeros(0, dtype=np.int64)
+    if forgetting is not None and forgetting.store.content_hash == ff_store.content_hash:
+        held_out = forgetting.rows
+    allowed = np.setdiff1d(np.arange(len(ff_store)), np.union1d(leaked, held_out))
     rows = {"aux": subset(allowed, cfg.max_ff, seeds.subset + 1)}
     if not len(rows["aux"]):
         raise InputError(
@@ -238,6 +315,10 @@ def _aux(
             f"left out {len(leaked):,} of {len(ff_store):,} aux structures that are (or were made "
             f"from) id_test / ood_test structures of the split"
         )
+    if len(held_out):
+        notes.append(
+            f"held out {len(held_out):,} of {len(ff_store):,} aux structures to score forgetting"
+        )
     if len(rows["aux"]) == 0:
         known = element_numbers(pre.meta.get("elements", []))
         raise InputError(
@@ -245,4 +326,4 @@ def _aux(
             + ", ".join(SYMBOLS[z] for z in sorted(known)),
             file=inp.ff_data,
         )
-    return Aux(ff_store, rows["aux"], len(leaked)), dropped, notes
+    return Aux(ff_store, rows["aux"], len(leaked), len(held_out)), dropped, notes

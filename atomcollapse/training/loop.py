@@ -1,12 +1,15 @@
 """THE training loop, shared by ``train`` (every strategy) and ``pretrain``.
 
 Per optimiser step: the strategy names the task(s) to train; each task draws the next batch of
-its own stream, computes its loss (divided by the global batch's counts, so data-parallel ranks
-sum to the single-process gradient) and backpropagates; the strategy adds its penalty; gradients
+its own stream, computes its loss (reduced over the global batch, so data-parallel ranks sum to
+the single-process gradient), scales it by the task's weight and backpropagates; the strategy adds its penalty; gradients
 are summed over ranks, clipped, and Adam(W) steps at the scheduled learning rate. The primary
 task's epoch ends (or every ``eval_every_steps``) trigger a validation; the best weights are
-kept and training stops after ``patience`` evaluations without improvement. A resumable state is
-saved after each evaluation and every ``state_every_steps``.
+kept and training stops after ``patience`` evaluations without improvement. Each evaluation's
+history entry also holds the mean training loss terms since the previous one
+(``train_property_loss``, ``train_ff_energy_loss``, ``train_ff_force_loss``, unweighted) and the
+optimiser steps each task has trained so far (``steps_property``, ``steps_ff``). A resumable
+state is saved after each evaluation and every ``state_every_steps``.
 """
 
 from __future__ import annotations
@@ -64,6 +67,10 @@ class LoopState:
     stopped: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
     best_model: dict[str, torch.Tensor] | None = None
+    task_steps: dict[str, int] = field(default_factory=dict)
+    #: sums and counts of each loss term since the last evaluation
+    loss_sums: dict[str, float] = field(default_factory=dict)
+    loss_counts: dict[str, int] = field(default_factory=dict)
 
 
 class Loop:
@@ -144,7 +151,11 @@ class Loop:
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite {name} loss at step {self.state.step}")
         backward_to_params(weight * loss, self.params)
-        self.last_losses.update({f"{name}:{k}": v for k, v in parts.items()})
+        self.last_losses.update(parts)
+        st = self.state
+        for k, v in parts.items():
+            st.loss_sums[k] = st.loss_sums.get(k, 0.0) + v
+            st.loss_counts[k] = st.loss_counts.get(k, 0) + 1
         return True, ended
 
     def step(self) -> bool:
@@ -158,6 +169,7 @@ class Loop:
         for name, weight in self.strategy.tasks(s):
             _, ended = self._task_loss(name, weight, factor)
             epoch_end |= ended and name == self.strategy.primary
+            self.state.task_steps[name] = self.state.task_steps.get(name, 0) + 1
         penalty = self.strategy.penalty(self.model)
         if penalty is not None:
             # every rank adds the full penalty; dividing by world keeps the summed gradient exact
@@ -188,9 +200,13 @@ class Loop:
         else:
             st.bad_evals += 1
             st.stopped = st.bad_evals >= self.patience
-        entry = {"step": st.step, **{k: float(v) for k, v in metrics.items()}, "best": improved}
+        means = {f"train_{k}": st.loss_sums[k] / st.loss_counts[k] for k in sorted(st.loss_sums)}
+        steps = {f"steps_{k}": n for k, n in sorted(st.task_steps.items())}
+        st.loss_sums, st.loss_counts = {}, {}
+        entry = {"step": st.step, **{k: float(v) for k, v in metrics.items()}, **means, **steps,
+                 "best": improved}  # fmt: skip
         st.history.append(entry)
-        losses = " ".join(f"{k}={v:.4g}" for k, v in sorted(self.last_losses.items()))
+        losses = " ".join(f"{k}={v:.4g}" for k, v in {**means, **steps}.items())
         self._log(
             f"step {st.step}/{self.total_steps} {losses} val_score={score:.6g}"
             f"{' *' if improved else ''}"

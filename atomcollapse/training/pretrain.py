@@ -93,11 +93,13 @@ def _pretrain(inp, cfg, store, seeds, train_rows, val_rows, dist, dev) -> dict[s
     backbone = new_backbone(painn_args(cfg.model), seeds.init)
     head = new_energy_head(backbone, store, train_rows, seeds.head)
     model = build_model(backbone, {"energy": head}).to(dev)
-    strategy = Pretrain(cfg.strategy)
+    strategy = Pretrain()
     optimizer = build_optimizer(strategy.param_groups(model, cfg.optim.lr), cfg.optim)
-    task = ForceFieldTask(store, float(backbone.cutoff), dev, cfg.ff_loss)
-    stream = BatchStream(train_rows, cfg.batch_size, seeds.data)
-    total = cfg.steps or cfg.epochs * stream.steps_per_epoch
+    task = ForceFieldTask(
+        store, float(backbone.cutoff), dev, cfg.ff_loss, convention=cfg.loss_convention
+    )
+    stream = BatchStream(train_rows, cfg.batch_size, seeds.data, store.n_atoms)
+    total = cfg.steps or stream.batches_in_epochs(cfg.epochs)
 
     def evaluate() -> dict[str, float]:
         m = ff_metrics(model, task, val_rows, cfg.eval_batch_size, dist)

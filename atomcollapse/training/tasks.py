@@ -1,7 +1,17 @@
-"""The two tasks: a property (standardised MSE) and a force field (energy per atom + forces).
+"""The two tasks: a property (standardised squared error) and a force field (energy + forces).
 
-Losses are sums over this rank's part of a batch divided by the *global* batch's counts, so
-that data-parallel ranks add up to the single-process loss. Predictions come back in the units
+Loss conventions (``loss_convention``), with ``s`` the standard deviation of the train targets
+(after atom references), ``B`` the structures of the batch, ``N_i`` their atom counts and ``A``
+its atoms (energies in eV, forces in eV/A):
+
+- ``deepmd`` (the study's; DeePMD-kit's ``PropertyLoss`` with reduction "sum" and
+  ``EnergyStdLoss`` with ``atom_norm``): ``L_prop = sum_i ((pred_i - y_i) / s)^2`` summed over
+  the batch; ``L_ff = w_E * mean_i (dE_i^2 / N_i) + w_F * mean_{A, xyz} dF^2``.
+- ``mean`` (this project before 2026-12): ``L_prop = mean_i ((pred_i - y_i) / s)^2``;
+  ``L_ff = w_E * mean_i (dE_i / N_i)^2 + w_F * mean_{A, xyz} dF^2``.
+
+Means and sums run over the *global* batch (each rank divides its part by the global counts),
+so data-parallel ranks add up to the single-process loss. Predictions come back in the units
 of the data: the property in the target's stored unit, energies in eV, forces in eV/A.
 """
 
@@ -24,7 +34,7 @@ from atomcollapse.training.config import ForceFieldLossConfig
 from atomcollapse.training.distributed import DistInfo
 from atomcollapse.training.loop import Counts
 from atomcollapse.training.schedule import ramp_weight
-from atomcollapse.training.streams import shard
+from atomcollapse.training.streams import BatchSize, chunks, parse_batch_size, shard
 
 
 def resolve_device(name: str, dist: DistInfo | None = None) -> torch.device:
@@ -55,13 +65,14 @@ def autocast_factory(device: torch.device, bf16: bool) -> Callable | None:
 
 @dataclass
 class PropertyTask:
-    """Property regression: loss ``sum(((pred - y) / scale)^2) / n_global``."""
+    """Property regression on the standardised error ``(pred - y) / scale`` (see above)."""
 
     store: Store
     target: str
     cutoff: float
     device: torch.device
     scale: float
+    convention: str = "deepmd"
 
     def make_batch(self, rows: np.ndarray) -> AtomsBatch:
         return collate(self.store, rows, self.cutoff, targets=(self.target,)).to(self.device)
@@ -69,13 +80,15 @@ class PropertyTask:
     def loss(self, model: nn.Module, batch: AtomsBatch, counts: Counts, factor: float):
         pred = model(batch, tasks=("property",))["property"].float()
         y = batch.labels[self.target].to(pred.dtype)
-        loss = (((pred - y) / self.scale) ** 2).sum() / counts.structures
-        return loss, {"mse": float(loss.detach())}
+        loss = (((pred - y) / self.scale) ** 2).sum()
+        if self.convention == "mean":
+            loss = loss / counts.structures
+        return loss, {"property_loss": float(loss.detach())}
 
 
 @dataclass
 class ForceFieldTask:
-    """Energy + forces: ``w_E * mean((dE / n_atoms)^2) + w_F * mean(dF^2)`` (eV, eV/A).
+    """Energy + forces with ramped prefactors (see above for the two conventions).
 
     ``labels`` optionally replaces the store's reference labels by pseudo-labels: per-row energies
     (eV) and per-atom forces (eV/A) in store row order (the store then needs no labels).
@@ -86,6 +99,7 @@ class ForceFieldTask:
     device: torch.device
     weights: ForceFieldLossConfig
     labels: tuple[np.ndarray, np.ndarray] | None = None
+    convention: str = "deepmd"
 
     def make_batch(self, rows: np.ndarray) -> AtomsBatch:
         if self.labels is None:
@@ -109,27 +123,23 @@ class ForceFieldTask:
         out = model(batch, tasks=("energy",), compute_forces=True)
         energy, forces = out["energy"].float(), out["forces"].float()
         n_atoms = (batch.offsets[1:] - batch.offsets[:-1]).to(energy.dtype)
-        de = (energy - batch.labels["energy"].to(energy.dtype)) / n_atoms
+        de = energy - batch.labels["energy"].to(energy.dtype)
         df = forces - batch.labels["forces"].to(forces.dtype)
-        e_loss = (de**2).sum() / counts.structures
+        per_atom = de**2 / n_atoms if self.convention == "deepmd" else (de / n_atoms) ** 2
+        e_loss = per_atom.sum() / counts.structures
         f_loss = (df**2).sum() / (3 * counts.atoms)
         we, wf = self.current_weights(factor)
         return we * e_loss + wf * f_loss, {
-            "energy": float(e_loss.detach()),
-            "forces": float(f_loss.detach()),
+            "ff_energy_loss": float(e_loss.detach()),
+            "ff_force_loss": float(f_loss.detach()),
         }
-
-
-def _chunks(rows: np.ndarray, size: int):
-    for i in range(0, len(rows), size):
-        yield rows[i : i + size]
 
 
 def predict_property(
     model: nn.Module,
     task: PropertyTask,
     rows: np.ndarray,
-    batch_size: int,
+    batch_size: int | str | BatchSize,
     dist: DistInfo | None = None,
     autocast: Callable | None = None,
 ) -> np.ndarray:
@@ -137,8 +147,9 @@ def predict_property(
     dist = dist or DistInfo()
     mine = shard(np.asarray(rows), dist.rank, dist.world)
     out = []
+    size = parse_batch_size(batch_size)
     with torch.no_grad(), autocast() if autocast else contextlib.nullcontext():
-        for chunk in _chunks(mine, batch_size):
+        for chunk in chunks(mine, size, task.store.n_atoms):
             batch = task.make_batch(chunk)
             out.append(model(batch, tasks=("property",))["property"].double().cpu().numpy())
     local = np.concatenate(out) if out else np.zeros(0)
@@ -149,14 +160,14 @@ def predict_ff(
     model: nn.Module,
     task: ForceFieldTask,
     rows: np.ndarray,
-    batch_size: int,
+    batch_size: int | str | BatchSize,
     dist: DistInfo | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Energies (eV, per row) and forces (eV/A, atoms of ``rows`` in order) from the model."""
     dist = dist or DistInfo()
     mine = shard(np.asarray(rows), dist.rank, dist.world)
     energies, forces = [], []
-    for chunk in _chunks(mine, batch_size):
+    for chunk in chunks(mine, parse_batch_size(batch_size), task.store.n_atoms):
         batch = collate(task.store, chunk, task.cutoff).to(task.device)
         out = model(batch, tasks=("energy",), compute_forces=True)
         energies.append(out["energy"].detach().double().cpu().numpy())
@@ -191,7 +202,7 @@ def ff_metrics(
     model: nn.Module,
     task: ForceFieldTask,
     rows: np.ndarray,
-    batch_size: int,
+    batch_size: int | str | BatchSize,
     dist: DistInfo | None = None,
 ) -> dict[str, float]:
     """Energy MAE (meV/atom) and force MAE (meV/A) against the store's reference labels."""

@@ -44,6 +44,7 @@ from atomcollapse.training.tasks import (
     ForceFieldTask,
     PropertyTask,
     autocast_factory,
+    ff_metrics,
     mae_rmse,
     predict_ff,
     predict_property,
@@ -75,8 +76,13 @@ def _identity(inp: TrainInputs, cfg: TrainConfig, c: Checked) -> dict[str, Any]:
             "content_hash": c.aux.store.content_hash,
             "n_structures": len(c.aux.rows),
             "n_left_out_test_overlap": c.aux.n_test_overlap,
-            "labels": cfg.strategy.mft_labels,
+            "n_held_out_forgetting": c.aux.n_held_out,
+            "labels": cfg.strategy.settings.labels,
         }
+    f = c.forgetting
+    ident["forgetting_data"] = None if f is None else {
+        "name": f.store.name, "content_hash": f.store.content_hash, "n_structures": len(f.rows),
+    }  # fmt: skip
     return ident
 
 
@@ -144,6 +150,8 @@ class Session:
     head_hash: str
     total: int
     autocast: Any
+    forgetting_before: dict[str, float] | None = None
+    energy_head: torch.nn.Module | None = None
 
 
 def build_session(inp: TrainInputs, cfg: TrainConfig, c: Checked, dist, dev) -> Session:
@@ -152,7 +160,10 @@ def build_session(inp: TrainInputs, cfg: TrainConfig, c: Checked, dist, dev) -> 
     target = cfg.target
     heads: dict[str, torch.nn.Module] = {}
     pre = c.pretrained
-    if pre is None or strategy.name == "scratch":
+    forgetting_before = None
+    if pre is not None and c.forgetting is not None:
+        forgetting_before = _forgetting_metrics(pre.model, c, cfg, dist, dev)
+    if pre is None or strategy.fresh_backbone:
         args = pre.model.backbone.model_args() if pre else painn_args(cfg.model)
         backbone = new_backbone(args, seeds.init)
     else:
@@ -169,18 +180,19 @@ def build_session(inp: TrainInputs, cfg: TrainConfig, c: Checked, dist, dev) -> 
     cutoff = float(backbone.cutoff)
     values = np.asarray(store.target(target), dtype=np.float64)
     scale = loss_scale(head, store, c.train_rows, target)
-    prop = PropertyTask(store, target, cutoff, dev, scale=scale)
-    stream = BatchStream(c.train_rows, cfg.batch_size, seeds.data)
+    prop = PropertyTask(store, target, cutoff, dev, scale=scale, convention=cfg.loss_convention)
+    stream = BatchStream(c.train_rows, cfg.batch_size, seeds.data, store.n_atoms)
     tasks = {"property": TaskSpec(stream, prop.make_batch, prop.loss, store.n_atoms)}
     if c.aux is not None:
-        ff = ForceFieldTask(c.aux.store, cutoff, dev, cfg.ff_loss)
-        if cfg.strategy.mft_labels == "pseudo":
+        mft = cfg.strategy.settings
+        ff = ForceFieldTask(c.aux.store, cutoff, dev, cfg.ff_loss, convention=cfg.loss_convention)
+        if mft.labels == "pseudo":
             assert pre is not None  # aux data is loaded only with a pretrained model
             ff.labels = _pseudo_labels(pre.model, ff, c.aux.rows, cfg.eval_batch_size, dist)
-        ff_batch = cfg.strategy.mft_ff_batch_size or cfg.batch_size
-        ff_stream = BatchStream(c.aux.rows, ff_batch, seeds.aux_data)
-        tasks["ff"] = TaskSpec(ff_stream, ff.make_batch, ff.loss, c.aux.store.n_atoms)
-    total = cfg.steps or steps_for_primary_batches(strategy, cfg.epochs * stream.steps_per_epoch)
+        aux_atoms = c.aux.store.n_atoms
+        ff_stream = BatchStream(c.aux.rows, mft.ff_batch_size, seeds.aux_data, aux_atoms)
+        tasks["ff"] = TaskSpec(ff_stream, ff.make_batch, ff.loss, aux_atoms)
+    total = cfg.steps or steps_for_primary_batches(strategy, stream.batches_in_epochs(cfg.epochs))
     val_rows = c.rows["val"]
 
     def evaluate() -> dict[str, float]:
@@ -206,7 +218,42 @@ def build_session(inp: TrainInputs, cfg: TrainConfig, c: Checked, dist, dev) -> 
         progress=main and want_progress(inp.progress),
         autocast=autocast,
     )
-    return Session(model, loop, prop, values, head_hash, total, autocast)
+    energy_head = pre.model.heads["energy"] if pre is not None and c.forgetting else None
+    return Session(model, loop, prop, values, head_hash, total, autocast, forgetting_before,
+                   energy_head)  # fmt: skip
+
+
+def _forgetting_metrics(model: AtomisticModel, c: Checked, cfg: TrainConfig, dist, dev):
+    """Energy (meV/atom) and force (meV/A) errors of ``model``'s energy head on the held-out
+    force-field structures: the pretraining task, scored before or after adaptation."""
+    f = c.forgetting
+    assert f is not None
+    task = ForceFieldTask(f.store, float(model.backbone.cutoff), dev, cfg.ff_loss)
+    was_training = model.training
+    model.eval()
+    try:
+        return ff_metrics(model.to(dev), task, f.rows, cfg.eval_batch_size, dist)
+    finally:
+        model.train(was_training)
+
+
+def _forgetting(sess: Session, c: Checked, cfg: TrainConfig, dist, dev) -> dict[str, Any] | None:
+    """The pretraining task before and after: for mft its trained energy head, else the
+    pretrained energy head on the adapted backbone."""
+    f = c.forgetting
+    if f is None or sess.forgetting_before is None:
+        return None
+    model = sess.model
+    if "energy" in model.heads:
+        head, scored = model, "the force-field head trained by mft, on the adapted backbone"
+    else:
+        assert sess.energy_head is not None
+        head = build_model(model.backbone, {"energy": sess.energy_head}).to(dev)
+        scored = "the pretrained energy head (untouched) on the adapted backbone"
+    after = _forgetting_metrics(head, c, cfg, dist, dev)
+    return {"data": f.store.name, "content_hash": f.store.content_hash, "setting": f.setting,
+            "n": len(f.rows), "head": scored, "before": sess.forgetting_before,
+            "after": after}  # fmt: skip
 
 
 def _train(inp, cfg, c: Checked, ident, dist, dev, resuming) -> dict[str, Any]:
@@ -238,6 +285,7 @@ def _train(inp, cfg, c: Checked, ident, dist, dev, resuming) -> dict[str, Any]:
     metrics, frame = _final_metrics(
         model, sess.prop, c, sess.values, cfg, dist, sess.autocast, final, loop, total
     )
+    metrics["forgetting"] = _forgetting(sess, c, cfg, dist, dev)
     if main:
         elements, meta = _checkpoint_meta(cfg, c, ident, store)
         for name, step in ((BEST, final.best_step), (LAST, final.step)):
@@ -285,7 +333,7 @@ def _manifest(inp, cfg, c: Checked, ident, head_hash, total, dist, dev) -> dict[
     if c.aux is not None and c.pretrained is not None:
         source = c.pretrained.meta.get("name") or "checkpoint"
         heads["energy"] = f"pretrained {source} {c.pretrained.hash[:16]}"
-        labels = cfg.strategy.mft_labels
+        labels = cfg.strategy.settings.labels
         label_source = (
             f"frozen copy of the pretrained model {c.pretrained.hash[:16]}"
             if labels == "pseudo"
@@ -302,6 +350,8 @@ def _manifest(inp, cfg, c: Checked, ident, head_hash, total, dist, dev) -> dict[
         "report_unit": info.get("report_unit", info["unit"]),
         **ident,
         "split": {**ident["split"], "path": str(inp.split)},
+        "loss_convention": cfg.loss_convention,
+        "batch_size": str(cfg.batch_size),
         "mixing": s.get("mixing"),
         "aux_weight": s.get("aux_weight"),
         "aux_labels": labels,

@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("command")
     for opt in ("data", "split", "target", "strategy", "seed", "config", "out", "pretrained",
-                "ff-data"):  # fmt: skip
+                "ff-data", "forgetting-data"):  # fmt: skip
         p.add_argument(f"--{opt}")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--no-progress", action="store_true")

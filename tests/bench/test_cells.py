@@ -65,9 +65,24 @@ def test_identities_follow_the_resolved_config(benv, tmp_path):
     assert by_strategy["finetune"]["config"]["strategy"]["name"] == "finetune"
 
 
+def test_every_pretrained_cell_scores_forgetting_on_the_models_force_field_store(benv, tmp_path):
+    out = tmp_path / "out"
+    plan = make_plan(load_spec(benv.spec()), out, None, create=True)
+    for cell in plan.cells:
+        args = cell.train_args(out, out / "run")
+        flags = {a for a in args if a.startswith("--")}
+        if cell.key.strategy == "mft":
+            # mft scores forgetting on held-out structures of its own --ff-data
+            assert "--ff-data" in flags and "--forgetting-data" not in flags
+        else:
+            assert "--forgetting-data" in flags and "--ff-data" not in flags
+            i = args.index("--forgetting-data")
+            assert args[i + 1] == cell.forgetting_data == str(benv.ff)
+
+
 def test_config_table_round_trips_through_toml():
     table = {"epochs": 2, "lr_list": [0.5, 1e-5], "flag": True, "name": 'a "q"',
-             "optim": {"lr": 1e-3, "betas": [0.9, 0.999]}, "strategy": {"llrd_layers": [0.3]},
+             "optim": {"lr": 1e-3, "betas": [0.9, 0.999]}, "strategy": {"layers": [0.3]},
              "nested": {"deeper": {"x": 1}}}  # fmt: skip
     assert tomllib.loads(toml_text(table)) == table
 

@@ -58,7 +58,7 @@ BAD = [
     ('name = "tiny"', 'name = "tiny"\ncolour = "red"', "unknown key 'colour'"),
     ('targets = ["gap"]', "targets = []", "'datasets[0].targets' must not be empty"),
     ('method = "random"', 'method = "coin-flip"', "unknown split method 'coin-flip'"),
-    ("batch_size = 8", 'batch_size = "big"', "setting 'batch_size': 'big' is not a valid int"),
+    ("batch_size = 8", 'batch_size = "big"', "setting 'batch_size' 'big' is not a batch size"),
     ("batch_size = 8", "batch_size = 8\nlearning = 1", "unknown setting 'learning'"),
     ("batch_size = 8", "batch_size = 8\nseed = 3", "'train.seed' is set per cell"),
     ('ff_data = "', 'xx_data = "', "unknown key 'models[0].xx_data'"),

@@ -129,8 +129,8 @@ def test_mft_pseudo_labels_come_from_a_frozen_copy(ani_env, tmp_path):
     aux = write_molecule_store(tmp_path / "aux", n=8, seed=11, name="aux")
     cfg = load_config(None, {"target": "gap", "seed": 0, "strategy.name": "mft", "steps": 4,
                              "batch_size": 4, "device": "cpu", "optim.lr": 0.05,
-                             "strategy.mft_labels": "pseudo",
-                             "strategy.mft_mixing": "sum"})  # fmt: skip
+                             "strategy.labels": "pseudo",
+                             "strategy.mixing": "sum"})  # fmt: skip
     inp = TrainInputs(data=str(ani_env["mols"]), split=ani_env["split"], out=tmp_path / "run",
                       pretrained=ANI, ff_data=str(aux))  # fmt: skip
     sess = build_session(inp, cfg, check_inputs(inp, cfg), DistInfo(), torch.device("cpu"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
@@ -31,7 +32,9 @@ def test_mft_on_its_own_store_leaves_out_the_test_structures(env, tmp_path, caps
     aux = json.loads((out / "manifest.json").read_text())["aux_data"]
     assert n_test > 0
     assert aux["n_left_out_test_overlap"] == n_test
-    assert aux["n_structures"] == len(open_store(env.ff)) - n_test
+    held = aux["n_held_out_forgetting"]
+    assert held == math.ceil(0.1 * (len(open_store(env.ff)) - n_test))
+    assert aux["n_structures"] == len(open_store(env.ff)) - n_test - held
     assert "id_test / ood_test" in (out / "train.log").read_text()
 
 

@@ -15,20 +15,24 @@ def test_defaults_follow_the_study():
     assert cfg.optim.grad_clip == 5.0
     assert (cfg.ff_loss.energy_weight, cfg.ff_loss.energy_weight_end) == (0.2, 20.0)
     assert (cfg.ff_loss.force_weight, cfg.ff_loss.force_weight_end) == (100.0, 60.0)
-    assert cfg.strategy.mft_property_prob == 0.5
+    assert cfg.strategy.name == "finetune"
+    assert (cfg.batch_size, cfg.loss_convention) == ("auto:512", "deepmd")
+    mft = load_config(None, {"strategy.name": "mft"}).strategy.settings
+    assert (mft.mixing, mft.property_prob, mft.aux_weight) == ("sample", 0.5, 1.0)
+    assert mft.ff_batch_size == "auto:128"
 
 
 def test_toml_then_overrides_take_precedence(tmp_path):
     f = tmp_path / "c.toml"
     f.write_text(
         "batch_size = 7\nepochs = 3\n[optim]\nlr = 0.01\nbetas = [0.9, 0.95]\n"
-        '[strategy]\nname = "mft"\nllrd_layers = [1, 2]\n'
+        '[strategy]\nname = "finetune-llrd"\nlayers = [1, 2]\n'
     )
     cfg = load_config(f, {"epochs": 5, "optim.optimizer": "adamw", "seed": None})
     assert cfg.batch_size == 7 and cfg.epochs == 5 and cfg.seed == 0
     assert cfg.optim.lr == 0.01 and cfg.optim.optimizer == "adamw"
     assert cfg.optim.betas == (0.9, 0.95)
-    assert cfg.strategy.llrd_layers == (1.0, 2.0) and cfg.strategy.name == "mft"
+    assert cfg.strategy.settings.layers == (1.0, 2.0) and cfg.strategy.name == "finetune-llrd"
     assert load_config(None, cfg.to_dict()) == cfg
 
 
@@ -41,7 +45,16 @@ def test_toml_then_overrides_take_precedence(tmp_path):
         ('[optim]\noptimizer = "sgd"', "'optim.optimizer'"),
         ("[optim]\nlr_end = 1.0", "lr_end"),
         ('[strategy]\nname = "magic"', "strategy.name"),
-        ("[strategy]\nlp_fraction = 1.5", "lp_fraction"),
+        ('[strategy]\nname = "lp-ft"\nlp_fraction = 1.5', "'strategy.lp_fraction' must be"),
+        ("[strategy]\nlp_fraction = 0.5", "does not apply to strategy 'finetune'"),
+        ("[strategy]\naux_weight = 0.5", "'strategy.aux_weight' does not apply"),
+        ('[strategy]\nname = "mft"\naux_weight = -1.0', "'strategy.aux_weight' must not"),
+        ('[strategy]\nname = "mft"\nff_batch_size = "auto:x"', "'strategy.ff_batch_size'"),
+        ('loss_convention = "sum"', "'loss_convention'"),
+        ('batch_size = "auto:0"', "'batch_size' 'auto:0' is not a batch size"),
+        ('batch_size = "auto:abc"', "'batch_size' 'auto:abc' is not a batch size"),
+        ('eval_batch_size = "auto:-5"', "'eval_batch_size'"),
+        ("max_forgetting = -1", "'max_forgetting' must not be negative"),
         ("batch_size = [", "invalid TOML"),
     ],
 )

@@ -42,7 +42,7 @@ def test_lpft_backbone_frozen_in_first_phase_only(env, tmp_path):
 
 
 def test_l2sp_penalty_is_zero_at_start_and_grows(env, tmp_path):
-    sess = _session(env, tmp_path, "l2-sp", steps=10, **{"strategy.l2sp_alpha": 1.0})
+    sess = _session(env, tmp_path, "l2-sp", steps=10, **{"strategy.alpha": 1.0})
     strategy, model = sess.loop.strategy, sess.model
     assert float(strategy.penalty(model).detach()) == 0.0
     values = []
@@ -74,12 +74,14 @@ def test_mft_trains_both_heads_on_drawn_tasks(env, tmp_path):
     assert tasks["property"].stream.batches_drawn == drawn.count("property")
     assert tasks["ff"].stream.batches_drawn == drawn.count("ff")
     assert _moved(energy0, [p.detach() for p in sess.model.heads["energy"].parameters()])
-    assert {"ff:energy", "ff:forces", "property:mse"} <= set(sess.loop.last_losses)
+    assert {"ff_energy_loss", "ff_force_loss", "property_loss"} <= set(sess.loop.last_losses)
+    assert sess.loop.state.task_steps == {"property": drawn.count("property"),
+                                          "ff": drawn.count("ff")}  # fmt: skip
 
 
 def test_mft_sum_mode_with_pseudo_labels(env, tmp_path):
-    sess = _session(env, tmp_path, "mft", steps=3, **{"strategy.mft_mixing": "sum",
-                    "strategy.mft_labels": "pseudo", "strategy.mft_aux_weight": 0.5})  # fmt: skip
+    sess = _session(env, tmp_path, "mft", steps=3, **{"strategy.mixing": "sum",
+                    "strategy.labels": "pseudo", "strategy.aux_weight": 0.5})  # fmt: skip
     ff = sess.loop.tasks["ff"]
     batch = ff.make_batch(ff.stream.rows[:4])
     with torch.no_grad():

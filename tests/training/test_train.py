@@ -24,7 +24,11 @@ def runs(env, tmp_path_factory):
     for s in (*STRATEGIES, "finetune-again"):
         name = s.replace("-again", "")
         out[s] = root / s
-        assert main(env.train_args(out[s], name)) == 0
+        # atom-sized batches (3-7 atoms a molecule: 4-10 molecules a batch), forgetting scored
+        # on the force-field store for every strategy (mft: held out of its own --ff-data)
+        extra = ["--batch-size", "auto:30", "--ff-batch-size", "auto:40"] if name == "mft" else [
+            "--batch-size", "auto:30", "--forgetting-data", str(env.ff)]  # fmt: skip
+        assert main(env.train_args(out[s], name, *extra)) == 0
     return out
 
 
@@ -53,6 +57,40 @@ def test_every_strategy_sees_the_same_batches_and_head(runs):
     assert len(heads) == 1
     assert "ff" in m["mft"]["data_order"] and m["mft"]["batches"]["ff"] > 0
     assert m["mft"]["steps"] == m["mft"]["batches"]["property"] + m["mft"]["batches"]["ff"]
+    assert {_manifest(runs[s])["batch_size"] for s in STRATEGIES} == {"auto:30"}
+    assert {_manifest(runs[s])["loss_convention"] for s in STRATEGIES} == {"deepmd"}
+
+
+def test_history_holds_per_task_losses_and_step_counts(runs):
+    for s in STRATEGIES:
+        history = _metrics(runs[s])["history"]
+        assert len(history) >= 2, s
+        for entry in history:
+            assert entry["train_property_loss"] > 0, s
+            assert ("train_ff_energy_loss" in entry) == (s == "mft"), s
+        assert history[-1]["steps_property"] == _metrics(runs[s])["batches"]["property"]
+    mft = _metrics(runs["mft"])["history"]
+    for entry in mft:
+        assert entry["train_ff_force_loss"] > 0
+        assert entry["steps_property"] + entry["steps_ff"] == entry["step"]
+    log = (runs["mft"] / "train.log").read_text()
+    assert "train_ff_force_loss=" in log and "steps_ff=" in log
+
+
+def test_forgetting_is_scored_on_the_same_held_out_structures_for_every_strategy(env, runs):
+    f = {s: _metrics(runs[s])["forgetting"] for s in STRATEGIES}
+    assert len({(x["content_hash"], x["n"]) for x in f.values()}) == 1
+    assert f["finetune"]["n"] == 4  # a tenth of the 40 force-field structures
+    befores = {json.dumps(x["before"], sort_keys=True) for x in f.values()}
+    assert len(befores) == 1  # the same untouched pretrained model on the same structures
+    # a frozen backbone under the untouched energy head has forgotten nothing, bit for bit
+    assert f["linear-probe"]["after"] == f["linear-probe"]["before"]
+    for s in ("scratch", "finetune", "mft", "l2-sp"):
+        assert f[s]["after"]["force_mae_meV_per_A"] != f[s]["before"]["force_mae_meV_per_A"], s
+    assert "trained by mft" in f["mft"]["head"] and "untouched" in f["finetune"]["head"]
+    aux = _manifest(runs["mft"])["aux_data"]
+    assert aux["n_held_out_forgetting"] == 4
+    assert aux["n_structures"] == len(open_store(env.ff)) - 4
 
 
 def test_same_seed_twice_gives_identical_results(runs):
@@ -120,7 +158,8 @@ def test_existing_run_needs_resume_or_overwrite(env, runs, capsys, tmp_path):
     assert main(env.train_args(run, "finetune")) == 2
     err = capsys.readouterr().err
     assert "--resume" in err and len(err.strip().splitlines()) == 1
-    assert main(env.train_args(run, "finetune", "--resume")) == 0
+    same = ["--batch-size", "auto:30", "--forgetting-data", str(env.ff)]
+    assert main(env.train_args(run, "finetune", "--resume", *same)) == 0
     assert (run / "metrics.json").read_bytes() == before
-    assert main(env.train_args(run, "finetune", "--resume", "--lr", "0.5")) == 2
+    assert main(env.train_args(run, "finetune", "--resume", *same, "--lr", "0.5")) == 2
     assert "different setting 'optim'" in capsys.readouterr().err
