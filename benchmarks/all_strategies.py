@@ -27,8 +27,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from atomcollapse.cli import main  # noqa: E402
+from atomcollapse.training.strategies import strategy_class, strategy_names  # noqa: E402
 
-STRATEGIES = ("scratch", "finetune", "finetune-llrd", "linear-probe", "mft", "lp-ft", "l2-sp")
+STRATEGIES = strategy_names()
 
 
 def synthetic_inputs(folder: Path) -> dict[str, str]:
@@ -167,8 +168,10 @@ def main_(argv: list[str] | None = None) -> int:
         ]
         if args.max_train:
             cmd += ["--max-train", str(args.max_train)]
-        if s == "mft":
+        if strategy_class(s).needs_ff:
             cmd += ["--ff-data", args.ff_data]
+        else:
+            cmd += ["--forgetting-data", args.ff_data]
         t = time.monotonic()
         _run(cmd)
         m = json.loads((run / "metrics.json").read_text())

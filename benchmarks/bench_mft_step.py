@@ -47,8 +47,15 @@ def child(args: argparse.Namespace) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    overrides = {"target": args.target, "strategy.name": args.child, "batch_size": args.batch_size,
+    overrides = {"target": args.target, "strategy.name": args.child,
                  "steps": args.warmup + args.steps, "device": args.device}  # fmt: skip
+    if args.batch_size is not None:
+        overrides["batch_size"] = (
+            int(args.batch_size) if args.batch_size.isdigit() else args.batch_size
+        )
+    if args.ff_batch_size is not None and args.child == "mft":
+        fb = args.ff_batch_size
+        overrides["strategy.ff_batch_size"] = int(fb) if fb.isdigit() else fb
     cfg = load_config(None, overrides)
     with tempfile.TemporaryDirectory() as tmp:
         inp = TrainInputs(data=args.data, split=Path(args.split), out=Path(tmp) / "run",
@@ -103,7 +110,8 @@ def main_(argv: list[str] | None = None) -> int:
     ap.add_argument("--pretrained")
     ap.add_argument("--ff-data")
     ap.add_argument("--data-root")
-    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--batch-size", help="structures, or auto:N (default: the config's auto:512)")
+    ap.add_argument("--ff-batch-size", help="mft's force-field batch (default: auto:128)")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0)
@@ -125,18 +133,19 @@ def main_(argv: list[str] | None = None) -> int:
             args.data, args.split, args.ff_data = inputs["data"], inputs["split"], inputs["ff_data"]
             args.pretrained, args.target = inputs["pretrained"], inputs["target"]
         if args.quick:
-            args.steps, args.warmup, args.batch_size = (
-                min(args.steps, 20),
-                2,
-                min(args.batch_size, 8),
-            )
+            args.steps, args.warmup = min(args.steps, 20), 2
+            args.batch_size = args.batch_size or "8"
         results = {}
         for strategy in ("finetune", "mft"):
             cmd = [sys.executable, __file__, "--child", strategy, "--data", args.data, "--split",
                    args.split, "--target", args.target, "--pretrained", args.pretrained,
-                   "--ff-data", args.ff_data, "--batch-size", str(args.batch_size), "--steps",
+                   "--ff-data", args.ff_data, "--steps",
                    str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads),
                    "--device", args.device]  # fmt: skip
+            for flag, value in (("--batch-size", args.batch_size),
+                                ("--ff-batch-size", args.ff_batch_size)):  # fmt: skip
+                if value is not None:
+                    cmd += [flag, value]
             if args.data_root:
                 cmd += ["--data-root", args.data_root]
             out = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -145,7 +154,8 @@ def main_(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"{strategy} benchmark failed")
             results[strategy] = json.loads(out.stdout.strip().splitlines()[-1])
     ft, mft = results["finetune"], results["mft"]
-    print(f"batch {args.batch_size}, {args.steps} timed steps after {args.warmup} warm-up")
+    batches = f"batch {args.batch_size or 'auto:512'}, ff batch {args.ff_batch_size or 'auto:128'}"
+    print(f"{batches}, {args.steps} timed steps after {args.warmup} warm-up")
     for r in (ft, mft):
         parts = ", ".join(
             f"{k} {v:.1f} ms x{r['by_task_n'][k]}" for k, v in r["by_task_ms"].items()
@@ -154,7 +164,7 @@ def main_(argv: list[str] | None = None) -> int:
               f"{r['peak_rss_mib']:.0f} MiB (before steps {r['rss_before_steps_mib']:.0f} MiB)")  # fmt: skip
     print(f"ratio mft/finetune: step time {mft['step_ms'] / ft['step_ms']:.2f}, "
           f"peak memory {mft['peak_rss_mib'] / ft['peak_rss_mib']:.2f}")  # fmt: skip
-    what = f"batch {args.batch_size}, {data_desc}"
+    what = f"{batches}, {data_desc}"
     perf("mft_step", f"mft optimiser step ({what})", mft["step_ms"], "ms", "lower",
          "finetune step", ft["step_ms"])  # fmt: skip
     perf("mft_step", f"mft peak RSS ({what})", mft["peak_rss_mib"], "MiB", "lower",

@@ -31,7 +31,6 @@ LOWER_IS_BETTER = {
     "ff_force_after": True,
     "ff_energy_after": True,
 } | {g: False for g in GAIN_COLUMNS}
-_STRATEGY_ORDER = ("scratch", "finetune", "finetune-llrd", "linear-probe", "lp-ft", "l2-sp", "mft")
 
 
 @dataclass
@@ -103,8 +102,11 @@ class Aggregate:
 
 
 def strategy_rank(name: str) -> tuple[int, str]:
-    """Sort key: the study's order of strategies, then others by name."""
-    return (_STRATEGY_ORDER.index(name) if name in _STRATEGY_ORDER else len(_STRATEGY_ORDER), name)
+    """Sort key: the registry's order of strategies (the study's), then others by name."""
+    from atomcollapse.training.strategies import strategy_names
+
+    order = strategy_names()
+    return (order.index(name) if name in order else len(order), name)
 
 
 def _majority_flags(runs: list[RunRecord], attr: str, what: str) -> dict[int, str]:

@@ -99,3 +99,32 @@ def test_pretrain_bad_inputs(env, capsys, tmp_path):
     capsys.readouterr()
     assert main(argv) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("strategy", "extra", "needles"),
+    [
+        ("finetune", ["--batch-size", "auto:0"], ["'batch_size'", "auto:0"]),
+        ("finetune", ["--batch-size", "auto:abc"], ["'batch_size'", "auto:abc"]),
+        ("mft", ["--ff-batch-size", "auto:0"], ["'strategy.ff_batch_size'"]),
+        ("mft", ["--aux-weight", "-0.5"], ["'strategy.aux_weight' must not be negative"]),
+        ("finetune", ["--aux-weight", "0.5"], ["'strategy.aux_weight' does not apply", "finetune"]),
+        ("finetune", ["--loss-convention", "sum"], ["'loss_convention'", "deepmd | mean"]),
+    ],
+)
+def test_bad_mft_fidelity_settings(env, capsys, tmp_path, strategy, extra, needles):
+    _fails(env.train_args(tmp_path / "run", strategy, *extra), capsys, tmp_path / "run", *needles)
+
+
+def test_forgetting_data_without_energies_and_forces(env, capsys, tmp_path):
+    argv = env.train_args(tmp_path / "run", "finetune", "--forgetting-data", str(env.mols))
+    _fails(argv, capsys, tmp_path / "run", "--forgetting-data", "no reference energies and forces")
+
+
+def test_forgetting_data_with_the_splits_test_structures(env, capsys, tmp_path):
+    split = write_split(env.ff, tmp_path / "ff-split", seed=4)
+    argv = ["train", "--data", str(env.ff), "--split", str(split), "--target", "energy",
+            "--strategy", "finetune", "--pretrained", str(env.ckpt), "--forgetting-data",
+            str(env.ff), "--steps", "1", "--device", "cpu", "--no-progress",
+            "--out", str(tmp_path / "run")]  # fmt: skip
+    _fails(argv, capsys, tmp_path / "run", "--forgetting-data", "id_test / ood_test")
