@@ -23,6 +23,13 @@ def _strategy_help() -> str:
     return "; ".join(f"{n}: {strategy_class(n).summary}" for n in strategy_names())
 
 
+def _layer(value: str | None) -> int | str | None:
+    """``--feature-layer``: an index stays an int; ``last`` / ``all`` stay text."""
+    if value is None:
+        return None
+    return int(value) if value.strip().lstrip("-").isdigit() else value
+
+
 def _batch(value: str | None) -> int | str | None:
     """``--batch-size``: a structure count stays an int; ``auto:N`` stays text."""
     if value is None:
@@ -105,6 +112,10 @@ def train(
         float | None, _opt("--aux-weight", "mft: weight of L_ff (both mixings) \\[1].")
     ] = None,
     labels: Annotated[str | None, _opt("--labels", "mft: reference | pseudo.")] = None,
+    feature_layer: Annotated[
+        str | None,
+        _opt("--feature-layer", "Features the property head reads: last | all | layer index."),
+    ] = None,
     ff_batch_size: Annotated[
         str | None, _opt("--ff-batch-size", "mft: force-field batch \\[auto:128].")
     ] = None,
@@ -122,7 +133,8 @@ def train(
                      steps=steps, batch_size=_batch(batch_size), patience=patience,
                      loss_convention=loss_convention, strategy__name=strategy, optim__lr=lr,
                      strategy__mixing=mixing, strategy__aux_weight=aux_weight,
-                     strategy__labels=labels, strategy__ff_batch_size=_batch(ff_batch_size))  # fmt: skip
+                     strategy__labels=labels, strategy__ff_batch_size=_batch(ff_batch_size),
+                     head__feature_layer=_layer(feature_layer))  # fmt: skip
     cfg = load_config(config, overrides)
     inputs = TrainInputs(
         data=data, split=split, out=out, pretrained=pretrained, ff_data=ff_data,

@@ -94,11 +94,23 @@ def _copy_atom_refs(buffer: torch.Tensor, atom_refs: np.ndarray | torch.Tensor) 
     buffer[: refs.numel()] = refs.to(buffer)
 
 
+def select_features(features: BackboneOutput, layer: int | str = "last") -> torch.Tensor:
+    """The per-atom features a property head reads: ``"last"`` (the backbone's ``node``), one
+    entry of ``layers`` (0 = after the embedding; negative from the end) or ``"all"`` of them
+    concatenated."""
+    if layer == "last":
+        return features.node
+    if layer == "all":
+        return torch.cat(list(features.layers), dim=-1)
+    return features.layers[int(layer)]
+
+
 class PropertyHead(nn.Module):
     """MLP on per-atom features -> one scalar per structure, in the target's stored unit.
 
     ``y = readout_i(mlp(s_i) * std + mean + atom_ref[Z_i])``; with the ``sum`` readout ``mean``
-    and ``std`` are per-atom statistics of the residual after atom references.
+    and ``std`` are per-atom statistics of the residual after atom references. ``feature_layer``
+    picks the backbone features ``s_i`` (see :func:`select_features`).
     """
 
     mean: torch.Tensor
@@ -113,11 +125,13 @@ class PropertyHead(nn.Module):
         mlp_hidden: int | None = None,
         seed: int | None = None,
         max_z: int = MAX_Z,
+        feature_layer: int | str = "last",
     ) -> None:
         super().__init__()
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
         self.feature_dim = feature_dim
+        self.feature_layer = feature_layer
         self.readout = readout
         self.mlp_hidden = mlp_hidden or max(feature_dim // 2, 1)
         self.max_z = max_z
@@ -133,6 +147,7 @@ class PropertyHead(nn.Module):
             "readout": self.readout,
             "mlp_hidden": self.mlp_hidden,
             "max_z": self.max_z,
+            **({} if self.feature_layer == "last" else {"feature_layer": self.feature_layer}),
         }
 
     def set_normalisation(
@@ -174,7 +189,8 @@ class PropertyHead(nn.Module):
         return {"mean": float(residual.mean()), "std": std, "atom_refs": bool(use_refs)}
 
     def forward(self, features: BackboneOutput, batch: AtomsBatch) -> torch.Tensor:
-        per_atom = self.mlp(features.node).squeeze(-1) * self.std + self.mean
+        s = select_features(features, self.feature_layer)
+        per_atom = self.mlp(s).squeeze(-1) * self.std + self.mean
         per_atom = per_atom + self.atom_refs[batch.numbers]
         return _readout(per_atom, batch, self.readout)
 

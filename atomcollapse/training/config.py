@@ -96,9 +96,12 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class HeadConfig:
-    """Property-head MLP (one hidden layer): its width (0 = half the backbone's width)."""
+    """Property-head MLP (one hidden layer): its width (0 = half its input's width), and the
+    backbone features it reads: ``"last"`` (the backbone's output), a layer index (0 = after
+    the embedding, negative from the end) or ``"all"`` layers concatenated."""
 
     hidden: int = 0
+    feature_layer: int | str = "last"
 
 
 @dataclass(frozen=True)
@@ -336,3 +339,9 @@ def validate(cfg: TrainConfig, source: str = "configuration") -> None:
     )
     need(cfg.model.cutoff > 0, "model.cutoff", "must be positive")
     need(cfg.head.hidden >= 0, "head.hidden", "must not be negative")
+    layer = cfg.head.feature_layer
+    need(
+        isinstance(layer, int) or layer in ("last", "all"),
+        "head.feature_layer",
+        "must be last, all or a layer index",
+    )

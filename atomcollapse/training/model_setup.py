@@ -14,13 +14,13 @@ import torch
 from torch import nn
 
 from atomcollapse.constants import SYMBOLS, atomic_number
-from atomcollapse.data.batching import atom_rows, packed_numbers
+from atomcollapse.data.batching import atom_rows, collate, packed_numbers
 from atomcollapse.data.store import Store
 from atomcollapse.errors import InputError
 from atomcollapse.models import adapters
 from atomcollapse.models.base import Backbone
 from atomcollapse.models.checkpoint import checkpoint_hash, load_checkpoint
-from atomcollapse.models.heads import EnergyHead, PropertyHead
+from atomcollapse.models.heads import EnergyHead, PropertyHead, select_features
 from atomcollapse.models.model import AtomisticModel
 from atomcollapse.models.painn import PaiNN
 from atomcollapse.training.config import HeadConfig, ModelConfig
@@ -65,10 +65,28 @@ def new_property_head(
     """A property head (readout from the store's manifest) fitted to the train rows' statistics."""
     readout = store.manifest["targets"][target].get("readout", "sum")
     values = np.asarray(store.target(target), dtype=np.float64)[rows]
-    head = PropertyHead(backbone.feature_dim, readout=readout, mlp_hidden=cfg.hidden or None,
-                        seed=seed)  # fmt: skip
+    width = feature_width(backbone, store, int(rows[0]), cfg.feature_layer)
+    head = PropertyHead(width, readout=readout, mlp_hidden=cfg.hidden or None, seed=seed,
+                        feature_layer=cfg.feature_layer)  # fmt: skip
     head.fit_normalisation(*packed_numbers(store, rows), values)
     return head
+
+
+def feature_width(backbone: Backbone, store: Store, row: int, layer: int | str) -> int:
+    """Width of the features ``layer`` selects (one structure through the backbone to see)."""
+    if layer == "last":
+        return int(backbone.feature_dim)
+    device = next(iter(backbone.parameters()), torch.zeros(())).device
+    batch = collate(store, np.array([row]), float(backbone.cutoff)).to(device)
+    with torch.no_grad():
+        out = backbone(batch)
+    n = len(out.layers)
+    if layer != "all" and not -n <= int(layer) < n:
+        raise InputError(
+            f"setting 'head.feature_layer': {layer} is outside the backbone's {n} feature "
+            f"layers (0 = after the embedding .. {n - 1}, or -1 for the last, or 'all')"
+        )
+    return int(select_features(out, layer).shape[-1])
 
 
 def loss_scale(head: PropertyHead, store: Store, rows: np.ndarray, target: str) -> float:

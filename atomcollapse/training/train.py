@@ -351,6 +351,7 @@ def _manifest(inp, cfg, c: Checked, ident, head_hash, total, dist, dev) -> dict[
         **ident,
         "split": {**ident["split"], "path": str(inp.split)},
         "loss_convention": cfg.loss_convention,
+        "feature_layer": cfg.head.feature_layer,
         "batch_size": str(cfg.batch_size),
         "mixing": s.get("mixing"),
         "aux_weight": s.get("aux_weight"),

@@ -130,3 +130,26 @@ def test_energy_term_is_deepmd_atom_norm_and_force_term_a_mean_over_components(e
         assert parts["ff_energy_loss"] == pytest.approx(e_term, rel=1e-3)
         assert parts["ff_force_loss"] == pytest.approx(f_term, rel=1e-6)
         assert float(loss) == pytest.approx(2.0 * e_term + 3.0 * f_term, rel=1e-3)
+
+
+@pytest.mark.parametrize(("layer", "width"), [("last", 16), ("all", 16 * 3), (0, 16), (-2, 16)])
+def test_feature_layer_picks_what_the_property_head_reads(env, tmp_path, layer, width):
+    out = tmp_path / "run"
+    assert main(env.train_args(out, "linear-probe", "--steps", "2", "--feature-layer",
+                               str(layer))) == 0  # fmt: skip
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["feature_layer"] == layer
+    from atomcollapse.models.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(out / "best.pt")
+    head = model.heads["property"]
+    assert head.feature_dim == width and head.feature_layer == layer
+    assert head.mlp[0].in_features == width
+
+
+def test_a_feature_layer_the_backbone_lacks_is_one_line(env, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(env.train_args(tmp_path / "run", "linear-probe", "--feature-layer", "7")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'head.feature_layer'" in err and "3 feature" in err
+    assert not (tmp_path / "run").exists()
