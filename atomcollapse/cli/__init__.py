@@ -53,7 +53,9 @@ def _root(
 
 
 def _register() -> None:
-    from atomcollapse.cli import bench, checkpoint, datasets, ingest, label, report, split, train
+    from atomcollapse.cli import (
+        bench, checkpoint, datasets, ingest, label, models, report, split, train,
+    )  # fmt: skip
 
     app.add_typer(ingest.app, name="ingest")
     app.add_typer(datasets.app, name="datasets")
@@ -62,6 +64,7 @@ def _register() -> None:
     app.add_typer(label.app, name="label")
     app.command("pretrain")(train.pretrain)
     app.command("train")(train.train)
+    app.command("models")(models.models)
     report.register(app)
     bench.register(app)
 

@@ -19,7 +19,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,20 +29,11 @@ import torch
 from atomcollapse.artifacts import code_version as current_code_version
 from atomcollapse.artifacts import sha256_file, write_json_atomic
 from atomcollapse.errors import InputError
-from atomcollapse.models.base import Backbone
 from atomcollapse.models.heads import build_head
 from atomcollapse.models.model import AtomisticModel
-from atomcollapse.models.painn import PaiNN
 
 FORMAT = "atomcollapse-checkpoint"
 VERSION = 1
-
-#: Backbone constructors by ``model_args()["type"]``; adapters register themselves here.
-BACKBONES: dict[str, Callable[..., Backbone]] = {"painn": PaiNN}
-
-
-def register_backbone(name: str, factory: Callable[..., Backbone]) -> None:
-    BACKBONES[name] = factory
 
 
 def save_checkpoint(
@@ -105,21 +96,35 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def build_model(model_args: dict[str, Any], *, source: str | Path | None = None) -> AtomisticModel:
-    """An untrained model of the architecture described by ``model_args``."""
-    import atomcollapse.models.adapters  # noqa: F401  (registers the adapter types)
+    """An untrained model of the architecture described by ``model_args`` (backbone and head
+    types from :mod:`atomcollapse.models.registry`)."""
+    from atomcollapse.models import registry
 
     backbone_args = dict(model_args.get("backbone") or {})
     kind = backbone_args.pop("type", None)
-    if kind not in BACKBONES:
+    factory = registry.backbone_factory(str(kind))
+    if factory is None:
         raise InputError(
-            f"unknown backbone type {kind!r}; known: {', '.join(sorted(BACKBONES))}", file=source
+            f"unknown backbone type {kind!r}; known: {', '.join(registry.backbone_types())}",
+            file=source,
         )
     try:
-        backbone = BACKBONES[kind](**backbone_args)
-        heads = {name: build_head(args) for name, args in (model_args.get("heads") or {}).items()}
+        backbone = factory(**backbone_args)
+        heads = {name: _head(args) for name, args in (model_args.get("heads") or {}).items()}
     except (TypeError, KeyError, ValueError) as e:
         raise InputError(f"invalid model arguments ({e})", file=source) from None
     return AtomisticModel(backbone, heads)
+
+
+def _head(args: dict[str, Any]) -> torch.nn.Module:
+    """A native head (:func:`build_head`), or an adapter's by its registered type."""
+    from atomcollapse.models import registry
+
+    factory = registry.head_factory(str(args.get("type")))
+    if factory is None:
+        return build_head(args)
+    rest = {k: v for k, v in args.items() if k not in ("type", "feature_dim")}
+    return factory(args["feature_dim"], **rest)
 
 
 def load_checkpoint(

@@ -42,10 +42,8 @@ def new_backbone(args: dict[str, Any], seed: int) -> Backbone:
     (``ani``, ``sevennet``) with random weights (the scratch arm of a bundled model)."""
     args = dict(args)
     kind = args.get("type", "painn")
-    if kind in ("ani", "sevennet"):
-        return adapters.scratch_backbone(args, seed)
     if kind != "painn":
-        raise InputError(f"cannot build a fresh backbone of type {kind!r} (painn, ani, sevennet)")
+        return adapters.scratch_backbone(args, seed)
     args.pop("type", None)
     with seeded(seed):
         return PaiNN(**args)

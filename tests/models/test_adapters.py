@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import warnings
+from pathlib import Path
 from dataclasses import replace
 
 import numpy as np
@@ -35,14 +36,22 @@ def _need(package: str, extra: str) -> None:
 # ---- names and element handling (no extra needed) ---------------------------------------------
 
 
-def test_pretrained_names_resolve():
-    assert adapters.parse_name("ani1x") == adapters.PretrainedSpec("ani1x", "ani", "ani1x")
-    assert adapters.parse_name("ANI1x:3").model_index == 3
-    assert adapters.parse_name("sevennet-0").kind == "sevennet"
-    assert adapters.parse_name("painn.pt") is None
+def test_pretrained_names_resolve_through_the_registry(tmp_path, monkeypatch):
+    from atomcollapse.models import registry
+
+    assert registry.entry_for("ani1x").module.endswith(".ani")
+    assert registry.entry_for("ANI1x:3").name == "ani1x"
+    assert registry.entry_for("ani1x:9") is None
+    assert registry.entry_for("sevennet-0").extra == "sevenn"
+    assert registry.entry_for("sevennet-l3i5").name == "sevennet"
+    assert registry.entry_for("sevennet-0:1") is None and registry.entry_for("painn.pt") is None
     assert adapters.is_pretrained_name("ani1ccx") and not adapters.is_pretrained_name("x.pt")
-    with pytest.raises(InputError, match="single model"):
-        adapters.parse_name("sevennet-0:1")
+    with pytest.raises(InputError, match="unknown pretrained model 'bogus'; known: ani1x"):
+        registry.load_named("bogus")
+    # a file of that name in the current folder is a checkpoint path, not the bundled model
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ani1x").write_bytes(b"x")
+    assert not adapters.is_pretrained_name("ani1x")
 
 
 def test_unknown_element_is_refused_with_structure_named():
@@ -286,3 +295,40 @@ def test_sevennet_features_blocks_checkpoint_and_training(sevennet, tmp_path):
     assert torch.equal(
         first, next(adapters.scratch_backbone(backbone.model_args(), 3).blocks[0].parameters())
     )
+
+
+@pytest.mark.slow
+def test_sevennet_l3i5_energies_equal_sevenn_calculator():
+    _need("sevenn", "sevenn")
+    from ase.build import bulk
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from sevenn.calculator import SevenNetCalculator
+
+        calc = SevenNetCalculator("7net-l3i5", device="cpu")
+    model, meta, _ = adapters.load_pretrained_with_meta("sevennet-l3i5")
+    assert meta["name"] == "sevennet-l3i5" and len(meta["elements"]) == 89
+    si = bulk("Si", "diamond", a=5.43)
+    si.rattle(0.05, seed=3)
+    model = model.float().eval()
+    batch = contract.make_batch([(si.numbers, si.positions, np.array(si.cell), si.pbc)],
+                                model.backbone.cutoff).to("cpu", torch.float32)  # fmt: skip
+    out = model(batch, tasks=("energy",), compute_forces=True)
+    si.calc = calc
+    assert float(out["energy"][0]) == pytest.approx(si.get_potential_energy(), abs=1e-4)
+    np.testing.assert_allclose(out["forces"].numpy(), si.get_forces(), atol=1e-4)
+
+
+def test_sevennet_weights_load_from_the_package_never_the_current_folder(tmp_path, monkeypatch):
+    _need("sevenn", "sevenn")
+    from atomcollapse.models.adapters import sevenn as adapter
+
+    util = adapter._sevenn_util()
+    monkeypatch.chdir(tmp_path)
+    for name in ("7net-0", "7net-l3i5"):
+        (tmp_path / name).write_bytes(b"a stray file that must never be unpickled")
+    for weights in ("sevennet-0", "sevennet-l3i5"):
+        path = Path(adapter._packaged_path(util, weights))
+        assert path.is_absolute() and path.is_file()
+        assert tmp_path not in path.parents and "sevenn" in path.parts

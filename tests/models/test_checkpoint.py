@@ -101,13 +101,11 @@ def test_unknown_backbone_version_and_mismatched_weights(tmp_path):
         ckpt.load_checkpoint(path)
 
 
-def test_registry_accepts_new_backbones():
-    assert ckpt.BACKBONES["painn"] is PaiNN
-    ckpt.register_backbone("painn-alias", PaiNN)
-    try:
-        model = ckpt.build_model(
-            {"backbone": {**_model().backbone.model_args(), "type": "painn-alias"}}
-        )
-        assert isinstance(model.backbone, PaiNN)
-    finally:
-        del ckpt.BACKBONES["painn-alias"]
+def test_checkpoint_types_come_from_the_model_registry():
+    from atomcollapse.models import registry
+
+    assert registry.backbone_factory("painn") is PaiNN
+    assert registry.backbone_factory("no-such-type") is None
+    assert {"painn", "ani", "sevennet"} <= set(registry.backbone_types())
+    with pytest.raises(InputError, match="unknown backbone type 'no-such-type'; known: painn"):
+        ckpt.build_model({"backbone": {"type": "no-such-type"}})

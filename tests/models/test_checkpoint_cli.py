@@ -257,3 +257,17 @@ def test_cli_show_abbreviates_elements_and_rejects_garbage(tmp_path, model, caps
     torch.save(payload, bad)
     assert main(["checkpoint", "show", str(bad)]) == 2
     assert "not a mapping of tensors" in capsys.readouterr().err
+
+
+def test_models_lists_every_registered_name_with_its_extra(capsys):
+    from atomcollapse.cli import main
+    from atomcollapse.models.registry import known_names
+
+    capsys.readouterr()
+    assert main(["models", "--no-params"]) == 0
+    out = capsys.readouterr().out
+    for name in known_names():
+        assert name in out
+    assert "sevenn" in out and "ani" in out and "energy head" in out
+    assert main(["models", "bogus", "--no-params"]) == 2
+    assert "unknown pretrained model 'bogus'" in capsys.readouterr().err

@@ -36,6 +36,7 @@ from torch import nn
 from atomcollapse.errors import InputError
 from atomcollapse.models.adapters.elements import element_table, species_of
 from atomcollapse.models.base import AtomsBatch, Backbone, BackboneOutput
+from atomcollapse.models.model import AtomisticModel
 from atomcollapse.units import HARTREE_EV
 
 #: pretrained weight sets: name -> torchani builtin model class
@@ -254,3 +255,23 @@ class AniEnergyHead(nn.Module):
         per_atom = per_atom + fixed.index_select(0, species)
         out = per_atom.new_zeros(batch.n_structures).index_add_(0, batch.batch, per_atom)
         return out * HARTREE_EV
+
+
+BACKBONES = {"ani": AniBackbone}
+HEADS = {"ani-energy": AniEnergyHead}
+
+
+def load(name: str) -> tuple[AtomisticModel, dict]:
+    """``ani1x``, ``ani1ccx`` (8-member ensembles) or ``ani1x:K`` (member K) with its energy
+    head, and its meta (elements, source package, weights hash, model args)."""
+    from atomcollapse.models.adapters import package_version, weights_hash
+
+    weights, _, index = name.partition(":")
+    model_index = int(index) if index else None
+    backbone = AniBackbone(weights=weights, model_index=model_index)
+    head = AniEnergyHead(backbone.feature_dim, weights=weights, model_index=model_index)
+    model = AtomisticModel(backbone, {"energy": head})
+    meta = {"kind": "pretrained", "name": name, "elements": list(SYMBOLS),
+            "source": f"torchani {package_version('torchani')}", "hash": weights_hash(model),
+            "model_args": {"backbone": backbone.model_args(), "heads": model.head_args()}}  # fmt: skip
+    return model, meta

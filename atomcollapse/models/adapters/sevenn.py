@@ -29,9 +29,11 @@ from torch import nn
 from atomcollapse.errors import InputError
 from atomcollapse.models.adapters.elements import element_table, species_of
 from atomcollapse.models.base import AtomsBatch, Backbone, BackboneOutput
+from atomcollapse.models.model import AtomisticModel
 
-#: our weight names -> sevenn's pretrained names
-WEIGHTS = {"sevennet-0": "7net-0"}
+#: our weight names -> sevenn's pretrained names (resolved to the files inside the installed
+#: package, never to a file of that name in the current folder)
+WEIGHTS = {"sevennet-0": "7net-0", "sevennet-l3i5": "7net-l3i5"}
 INSTALL = "pip install 'atomcollapse[sevenn]' (sevenn==0.13.0)"
 _HEAD_MODULES = ("reduce_input_to_hidden", "reduce_hidden_to_energy", "rescale_atomic_energy")
 _CONSTANT = re.compile(r"^(_w3j_\d+_\d+_\d+|_tensor_constant\d+)$")
@@ -63,7 +65,7 @@ def _pretrained(weights: str) -> tuple[nn.Module, dict]:
     default = torch.get_default_dtype()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        checkpoint = util.load_checkpoint(WEIGHTS[weights])
+        checkpoint = util.load_checkpoint(_packaged_path(util, weights))
         trained = checkpoint.build_model()
         try:
             torch.set_default_dtype(torch.float64)
@@ -76,6 +78,20 @@ def _pretrained(weights: str) -> tuple[nn.Module, dict]:
         raise InputError(f"SevenNet weights {weights!r} do not fit the rebuilt model")
     model.double().eval()
     return model, dict(checkpoint.config)
+
+
+def _packaged_path(util: Any, weights: str) -> str:
+    """The absolute path of ``weights`` inside the installed sevenn package.
+
+    ``sevenn.util.load_checkpoint("7net-0")`` would first take (and fully unpickle) a file named
+    ``7net-0`` in the current folder; an absolute path inside the package cannot be shadowed.
+    """
+    import os.path
+
+    path = os.path.abspath(util.pretrained_name_to_path(WEIGHTS[weights]))
+    if not os.path.isfile(path):
+        raise InputError(f"SevenNet weights {weights!r} are not in the installed sevenn", file=path)
+    return path
 
 
 def _is_constant(name: str) -> bool:
@@ -234,3 +250,23 @@ class SevenNetEnergyHead(_ExactConstants):
             data = module(data)
         per_atom = data["atomic_energy"].squeeze(-1)
         return per_atom.new_zeros(batch.n_structures).index_add_(0, batch.batch, per_atom)
+
+
+BACKBONES = {"sevennet": SevenNetBackbone}
+HEADS = {"sevennet-energy": SevenNetEnergyHead}
+
+
+def load(name: str) -> tuple[AtomisticModel, dict]:
+    """A SevenNet weight set (``sevennet-0``, ``sevennet-l3i5``) with its energy head, and its
+    meta (elements, source package, weights hash, model args)."""
+    from atomcollapse.constants import SYMBOLS
+    from atomcollapse.models.adapters import package_version, weights_hash
+
+    backbone = SevenNetBackbone(weights=name)
+    model = AtomisticModel(backbone, {"energy": SevenNetEnergyHead(backbone.feature_dim,
+                                                                    weights=name)})  # fmt: skip
+    meta = {"kind": "pretrained", "name": name,
+            "elements": [SYMBOLS[z] for z in backbone.elements],
+            "source": f"sevenn {package_version('sevenn')}", "hash": weights_hash(model),
+            "model_args": {"backbone": backbone.model_args(), "heads": model.head_args()}}  # fmt: skip
+    return model, meta

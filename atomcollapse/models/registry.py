@@ -1,0 +1,146 @@
+"""The model registry: every ``--pretrained`` name and every checkpoint backbone/head type.
+
+One table (:data:`ENTRIES`) maps a name pattern to the module that builds the model, with what
+the model is: its element set, the pip extra that installs it, the package its weights ship in,
+and what this project takes as its backbone and its energy head (the head that MFT keeps
+training). A module is imported only when one of its models is built; nothing registers itself
+by import side effect. An adapter module exports ``load(name) -> (model, meta)`` and the
+``BACKBONES`` / ``HEADS`` constructors by ``model_args()["type"]`` / ``head_args()["type"]``, so
+that checkpoints of fine-tuned adapted models rebuild. Adding an adapter is one module and one
+entry here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from atomcollapse.errors import InputError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A family of pretrained models that ``--pretrained`` names."""
+
+    name: str  # listing name
+    pattern: str  # full-match regex of the names it takes (lower case)
+    module: str  # the adapter module (``load``, ``BACKBONES``, ``HEADS``)
+    backbone_types: tuple[str, ...]
+    head_types: tuple[str, ...]
+    elements: str
+    extra: str | None
+    package: str | None  # the import name its code and weights come from
+    backbone: str  # what the backbone is
+    energy_head: str  # what the energy head (MFT's force-field head) is
+    names: tuple[str, ...] = ()  # the names a listing shows (every weight set)
+
+    def matches(self, name: str) -> bool:
+        return re.fullmatch(self.pattern, name.strip().lower()) is not None
+
+    def installed(self) -> bool:
+        return self.package is None or importlib.util.find_spec(self.package) is not None
+
+    def install_hint(self) -> str:
+        return f"pip install 'atomcollapse[{self.extra}]'" if self.extra else ""
+
+
+_ANI_BACKBONE = "AEV featuriser and the element networks' hidden layers (ensemble: concatenated)"
+ENTRIES: tuple[ModelEntry, ...] = (
+    ModelEntry(
+        name="ani1x", pattern=r"ani1x(:[0-7])?", module="atomcollapse.models.adapters.ani",
+        backbone_types=("ani",), head_types=("ani-energy",), elements="H, C, N, O (molecules)",
+        extra="ani", package="torchani", backbone=_ANI_BACKBONE,
+        energy_head="the members' last linear layers (averaged) + self-atomic energies",
+        names=("ani1x", "ani1x:0", "ani1x:1", "ani1x:2", "ani1x:3", "ani1x:4", "ani1x:5",
+               "ani1x:6", "ani1x:7"),
+    ),
+    ModelEntry(
+        name="ani1ccx", pattern=r"ani1ccx(:[0-7])?", module="atomcollapse.models.adapters.ani",
+        backbone_types=("ani",), head_types=("ani-energy",), elements="H, C, N, O (molecules)",
+        extra="ani", package="torchani", backbone=_ANI_BACKBONE,
+        energy_head="the members' last linear layers (averaged) + self-atomic energies",
+        names=("ani1ccx",),
+    ),
+    ModelEntry(
+        name="sevennet", pattern=r"sevennet-(0|l3i5)", module="atomcollapse.models.adapters.sevenn",
+        backbone_types=("sevennet",), head_types=("sevennet-energy",),
+        elements="89 elements (MPtrj), periodic or not", extra="sevenn", package="sevenn",
+        backbone="embedding and interaction blocks (scalar channels per block as features)",
+        energy_head="readout (two linear maps) + per-element scale and shift",
+        names=("sevennet-0", "sevennet-l3i5"),
+    ),
+)  # fmt: skip
+
+
+def entry_for(name: str) -> ModelEntry | None:
+    """The entry whose pattern takes ``name``, else None."""
+    for entry in ENTRIES:
+        if entry.matches(str(name)):
+            return entry
+    return None
+
+
+def _module(entry: ModelEntry) -> Any:
+    if not entry.installed():
+        raise InputError(
+            f"--pretrained {entry.name} needs the package {entry.package!r}: {entry.install_hint()}"
+        )
+    return importlib.import_module(entry.module)
+
+
+def load_named(name: str) -> tuple[Any, dict[str, Any]]:
+    """``(model, meta)`` of a registered pretrained name; InputError for an unknown one."""
+    entry = entry_for(name)
+    if entry is None:
+        raise InputError(f"unknown pretrained model {name!r}; known: {', '.join(known_names())}")
+    return _module(entry).load(name.strip().lower())
+
+
+def known_names() -> list[str]:
+    return [n for e in ENTRIES for n in (e.names or (e.name,))]
+
+
+def _by_type(kind: str, attr: str) -> Callable[..., Any] | None:
+    for entry in ENTRIES:
+        if kind in getattr(entry, f"{attr}_types"):
+            return getattr(_module(entry), attr.upper() + "S")[kind]
+    return None
+
+
+def backbone_factory(kind: str) -> Callable[..., Any] | None:
+    """The constructor of a checkpoint's backbone type (``model_args()["type"]``), or None."""
+    if kind == "painn":
+        from atomcollapse.models.painn import PaiNN
+
+        return PaiNN
+    return _by_type(kind, "backbone")
+
+
+def head_factory(kind: str) -> Callable[..., Any] | None:
+    """The constructor of an adapter's head type (``head_args()["type"]``), or None."""
+    return _by_type(kind, "head")
+
+
+def backbone_types() -> list[str]:
+    return ["painn", *(t for e in ENTRIES for t in e.backbone_types)]
+
+
+def describe(name: str, *, count_params: bool = True) -> dict[str, Any]:
+    """One registered name as ``atomcollapse models`` lists it: the family's facts, whether its
+    package (code and weights) is installed here, and its parameter count (building it)."""
+    entry = entry_for(name)
+    if entry is None:
+        raise InputError(f"unknown pretrained model {name!r}; known: {', '.join(known_names())}")
+    row: dict[str, Any] = {
+        "name": name, "family": entry.name, "elements": entry.elements, "extra": entry.extra,
+        "installed": entry.installed(), "parameters": None, "backbone": entry.backbone,
+        "energy_head": entry.energy_head,
+    }  # fmt: skip
+    if count_params and row["installed"]:
+        model, _ = load_named(name)
+        row["parameters"] = sum(p.numel() for p in model.parameters())
+    return row
