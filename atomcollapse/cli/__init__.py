@@ -54,7 +54,15 @@ def _root(
 
 def _register() -> None:
     from atomcollapse.cli import (
-        bench, checkpoint, datasets, ingest, label, models, report, split, train,
+        bench,
+        checkpoint,
+        datasets,
+        ingest,
+        label,
+        models,
+        report,
+        split,
+        train,
     )  # fmt: skip
 
     app.add_typer(ingest.app, name="ingest")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import copy
 import importlib.util
 import warnings
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
