@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import nn
 
+from atomcollapse.constants import MAX_Z
+
 
 @dataclass
 class AtomsBatch:
@@ -73,6 +75,8 @@ class Backbone(nn.Module):
     feature_dim: int
     #: radial cutoff in Angstrom used to build the batch's graph
     cutoff: float
+    #: atomic numbers the backbone takes (an adapter: those of its pretrained model)
+    elements: tuple[int, ...] = tuple(range(1, MAX_Z + 1))
 
     def forward(self, batch: AtomsBatch) -> BackboneOutput:  # pragma: no cover - interface
         raise NotImplementedError
@@ -84,3 +88,13 @@ class Backbone(nn.Module):
     def model_args(self) -> dict:
         """Keyword arguments (plus ``"type"``) that rebuild this backbone (checkpoints carry them)."""
         raise NotImplementedError
+
+    def reinitialize(self, seed: int) -> None:
+        """Random weights from ``seed`` for the same architecture (the scratch arm): by default
+        those of a fresh instance built from :meth:`model_args` under ``seed``."""
+        args = dict(self.model_args())
+        args.pop("type", None)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            fresh = type(self)(**args)
+        self.load_state_dict(fresh.state_dict())

@@ -165,7 +165,8 @@ def _ani_factory(ani):
 @pytest.mark.parametrize(
     "check",
     [contract.check_rotation_translation, contract.check_permutation,
-     _check_molecule_forces, _check_molecule_batch],
+     _check_molecule_forces, _check_molecule_batch, contract.check_parameter_blocks,
+     contract.check_model_args_round_trip, contract.check_reinitialize],
     ids=lambda c: c.__name__,
 )  # fmt: skip
 def test_ani_contract(ani, check):

@@ -121,6 +121,7 @@ class AniBackbone(Backbone):
     """
 
     table: torch.Tensor
+    elements = ELEMENTS
 
     def __init__(self, *, weights: str = "ani1x", model_index: int | None = None) -> None:
         super().__init__()
