@@ -176,6 +176,7 @@ def check_supercell(factory: Factory, seed: int = 5) -> None:
     rng = np.random.default_rng(seed)
     model = _model(factory)
     z, p, cell, pbc = random_crystal(rng)
+    assert cell is not None
     assert model.backbone.cutoff > np.linalg.norm(cell, axis=1).max(), "cutoff must exceed the cell"
     ref = predict(model, [(z, p, cell, pbc)])
     for reps in ((2, 1, 1), (2, 2, 2)):
