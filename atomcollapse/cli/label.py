@@ -125,3 +125,26 @@ def xtb(
         console.print("stopped before the last chunk; run the same command again to resume")
     else:
         console.print(f"wrote [bold]{name}[/] -> {out.store_path}")
+
+
+@app.command("teacher")
+def teacher(
+    name: str = typer.Option(..., "--name", help="Name of the store to write."),
+    pretrained: str = typer.Option(..., "--pretrained", help="Checkpoint or bundled model name."),
+    data: str = typer.Option("qm9", "--data", help="Store whose structures to label."),
+    drop_unsupported_elements: bool = typer.Option(
+        False, "--drop-unsupported-elements", help="Leave out structures the model cannot take."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a store of that name."),
+) -> None:
+    """Add the pretrained model's own energy per atom as target teacher_energy_per_atom (eV)."""
+    from atomcollapse.data.store import open_store, store_path
+    from atomcollapse.training.teacher import TARGET, write_teacher_store
+
+    source = open_store(data, state.data_root)
+    path, record = write_teacher_store(
+        source, pretrained, store_path(name, state.data_root), name=name,
+        drop_unsupported_elements=drop_unsupported_elements, overwrite=overwrite,
+    )  # fmt: skip
+    console.print(f"wrote {name} ({TARGET}, eV/atom; pretrained {record['pretrained_hash'][:12]}, "
+                  f"{record['n_dropped_unsupported_elements']:,} structures left out) -> {path}")  # fmt: skip
