@@ -60,6 +60,7 @@ def _register() -> None:
         ingest,
         label,
         models,
+        predict,
         report,
         split,
         train,
@@ -73,6 +74,7 @@ def _register() -> None:
     app.command("pretrain")(train.pretrain)
     app.command("train")(train.train)
     app.command("models")(models.models)
+    app.command("predict")(predict.predict)
     report.register(app)
     bench.register(app)
 

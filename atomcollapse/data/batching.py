@@ -164,3 +164,38 @@ class BatchLoader:
 
     def __iter__(self) -> Iterator[AtomsBatch]:
         return self.iter_epoch()
+
+
+def batch_of(
+    numbers: Sequence[np.ndarray],
+    positions: Sequence[np.ndarray],
+    cutoff: float,
+    *,
+    cells: Sequence[np.ndarray | None] | None = None,
+    pbcs: Sequence[np.ndarray | None] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> AtomsBatch:
+    """In-memory structures (e.g. ASE ``Atoms``: numbers, positions in Angstrom, cell, pbc) as
+    one batch with its radius graph, as :func:`collate` makes from a store."""
+    n = len(numbers)
+    counts = torch.tensor([len(z) for z in numbers], dtype=torch.long)
+    offsets = torch.zeros(n + 1, dtype=torch.long)
+    offsets[1:] = torch.cumsum(counts, 0)
+    z = torch.from_numpy(np.concatenate([np.asarray(x, dtype=np.int64) for x in numbers]))
+    pos = torch.from_numpy(np.concatenate([np.asarray(p, dtype=np.float64) for p in positions]))
+    pos = pos.reshape(-1, 3).to(dtype)
+    pbc_np = np.zeros((n, 3), bool)
+    cell_np = np.zeros((n, 3, 3))
+    for k in range(n):
+        if pbcs is not None and pbcs[k] is not None:
+            pbc_np[k] = np.asarray(pbcs[k], dtype=bool)
+        if cells is not None and cells[k] is not None:
+            cell_np[k] = np.asarray(cells[k], dtype=np.float64).reshape(3, 3)
+    cell = pbc = None
+    if pbc_np.any():
+        cell, pbc = torch.from_numpy(cell_np).to(dtype), torch.from_numpy(pbc_np)
+    edge_index, shifts = radius_graph(pos, offsets, cutoff, cell, pbc)
+    return AtomsBatch(
+        numbers=z, positions=pos, batch=torch.repeat_interleave(torch.arange(n), counts),
+        offsets=offsets, edge_index=edge_index, shifts=shifts, cell=cell, pbc=pbc,
+    )  # fmt: skip

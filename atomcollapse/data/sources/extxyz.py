@@ -42,7 +42,8 @@ def _stress_3x3(value: Any) -> np.ndarray:
     return s.reshape(3, 3)
 
 
-def _read_frames(path: Path) -> list[Any]:
+def read_frames(path: Path) -> list[Any]:
+    """Every frame of an ASE-readable file; a bad file is one InputError naming it."""
     import ase.io
 
     if not path.is_file():
@@ -136,7 +137,7 @@ def load_extxyz(
     ids, origin, sources = [], [], []
     counts: dict[str, int] = {}
     for path in paths:
-        atoms_list = _read_frames(path)
+        atoms_list = read_frames(path)
         counts[path.name] = len(atoms_list)
         sources.append({"name": path.name, "sha256": sha256_file(path)})
         width = len(str(len(atoms_list) - 1))
