@@ -14,7 +14,7 @@ number ``atomcollapse predict`` writes.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,8 +29,7 @@ from atomcollapse.training.predict import Predictor, load_predictor
 class AtomCollapseCalculator(Calculator):
     """ASE calculator over a :class:`~atomcollapse.training.predict.Predictor` (float64)."""
 
-    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces", "stress",
-                                                   "property"]  # fmt: skip
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "property"]  # noqa: RUF012
 
     def __init__(self, predictor: Predictor, **kwargs: Any) -> None:
         super().__init__(**kwargs)
