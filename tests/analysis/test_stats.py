@@ -1,0 +1,39 @@
+"""Confidence intervals over seeds, seed-paired differences and win counts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from atomcollapse.analysis.runs import load_run
+from atomcollapse.analysis.stats import mean_ci, paired, win_count
+from tests.analysis.runfactory import make_run
+
+
+def test_mean_ci_is_the_t_interval():
+    x = [1.0, 2.0, 4.0]
+    mean, lo, hi = mean_ci(x)
+    half = sps.t.ppf(0.975, 2) * np.std(x, ddof=1) / math.sqrt(3)
+    assert mean == pytest.approx(7 / 3) and (lo, hi) == pytest.approx((mean - half, mean + half))
+    m1, lo1, hi1 = mean_ci([5.0])
+    assert m1 == 5.0 and math.isnan(lo1) and math.isnan(hi1)
+    assert all(math.isnan(v) for v in mean_ci([]))
+
+
+def test_differences_are_paired_by_seed_within_a_block(tmp_path):
+    ood = {("finetune", 0): 0.020, ("finetune", 1): 0.030, ("finetune", 2): 0.025,
+           ("mft", 0): 0.018, ("mft", 1): 0.031, ("mft", 3): 0.010}  # fmt: skip
+    runs = [load_run(make_run(tmp_path, strategy=s, seed=k, ood_mae=v))
+            for (s, k), v in ood.items()]  # fmt: skip
+    other = make_run(tmp_path, strategy="mft", seed=0, ood_mae=0.5, pretrained_hash="q" * 64)
+    runs.append(load_run(other))  # another model: never paired with this model's finetune
+    (p,) = paired(runs, "mft", "finetune")
+    assert p.seeds == (0, 1)  # seed 2 has no mft run, seed 3 no finetune run
+    mev = 27211.386245988  # meV per Hartree: the report unit of the gap
+    assert p.differences == pytest.approx((-0.002 * mev, 0.001 * mev), rel=1e-6)
+    assert p.a_better == 1 and not p.excludes_zero
+    assert win_count([p]) == (1, 2)
+    assert paired(runs, "mft", "scratch") == []
