@@ -31,7 +31,7 @@ from atomcollapse.training.model_setup import (
     painn_args,
     store_elements,
 )
-from atomcollapse.training.rundir import save_torch_atomic
+from atomcollapse.training.rundir import load_resume_state, restore, save_resume_state
 from atomcollapse.training.schedule import build_optimizer
 from atomcollapse.training.seeding import Seeds, make_deterministic, permutation
 from atomcollapse.training.strategies import Pretrain
@@ -119,15 +119,13 @@ def _pretrain(inp, cfg, store, seeds, train_rows, val_rows, dist, dev) -> dict[s
         eval_every_steps=cfg.eval_every_steps,
         state_every_steps=cfg.state_every_steps,
         dist=dist,
-        save_state=lambda s: save_torch_atomic(s, state_path(out)),
+        save_state=lambda s: save_resume_state(s, state_path(out)),
         log=log_lines.append,
         progress=main and want_progress(inp.progress),
         autocast=autocast_factory(dev, cfg.bf16),
     )
     if inp.resume and state_path(out).is_file():
-        import torch
-
-        loop.load_state_dict(torch.load(state_path(out), map_location="cpu", weights_only=False))
+        restore(loop, load_resume_state(state_path(out)), state_path(out))
     final = loop.run()
     if final.best_model is not None:
         model.load_state_dict(final.best_model)

@@ -35,7 +35,7 @@ from atomcollapse.training.model_setup import (
     painn_args,
     store_elements,
 )
-from atomcollapse.training.rundir import BEST, CONFIG, LAST, METRICS, RunDir
+from atomcollapse.training.rundir import BEST, CONFIG, LAST, METRICS, STATE, RunDir, restore
 from atomcollapse.training.schedule import build_optimizer
 from atomcollapse.training.seeding import make_deterministic
 from atomcollapse.training.strategies import steps_for_primary_batches
@@ -262,7 +262,7 @@ def _train(inp, cfg, c: Checked, ident, dist, dev, resuming) -> dict[str, Any]:
     model, loop, total, main = sess.model, sess.loop, sess.total, dist.is_main
     state = run.load_state() if resuming else None
     if state is not None:
-        loop.load_state_dict(state)
+        restore(loop, state, run.file(STATE))
         if main:
             run.log(f"resumed at step {loop.state.step}")
     elif main:
