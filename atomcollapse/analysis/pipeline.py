@@ -132,18 +132,25 @@ def run_collapse(
 
 
 def write_collapse(
-    result: CollapseResult, sample: Sample, out: Path, *, notes: list[str], overwrite: bool
+    result: CollapseResult,
+    sample: Sample,
+    out: Path,
+    *,
+    notes: list[str],
+    overwrite: bool,
+    inputs: dict | None = None,
 ) -> None:
     """Tables, sampled atoms and t-SNE figures, written into ``out`` atomically."""
     import pandas as pd
 
     from atomcollapse.analysis.plots import plot_tsne
     from atomcollapse.analysis.report import render_collapse
-    from atomcollapse.artifacts import atomic_directory
+    from atomcollapse.artifacts import MANIFEST, atomic_directory, header, write_json_atomic
 
     labels = {"atoms": sample.atom_label, "edges": sample.edge_label}
     classes = {"atoms": ATOM_CLASSES, "edges": EDGE_CLASSES}
-    with atomic_directory(out, overwrite=overwrite) as tmp:
+    with atomic_directory(out, kind="collapse", overwrite=overwrite) as tmp:
+        write_json_atomic(tmp / MANIFEST, header("collapse", inputs=inputs))
         for fmt, name in (("md", "collapse.md"), ("csv", "collapse.csv"), ("latex", "collapse.tex"),
                           ("json", "collapse.json")):  # fmt: skip
             (tmp / name).write_text(render_collapse(result.rows, fmt))

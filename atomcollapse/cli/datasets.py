@@ -9,7 +9,7 @@ from rich.table import Table
 
 from atomcollapse.cli.common import console, state
 from atomcollapse.constants import QM9_BENCHMARK_TARGETS
-from atomcollapse.data.store import data_root, list_stores, open_store, store_path, write_subset
+from atomcollapse.data.store import data_root, list_stores, new_store_path, open_store, write_subset
 from atomcollapse.units import convert
 
 app = typer.Typer(help="List and describe dataset stores.", no_args_is_help=True)
@@ -76,6 +76,7 @@ def subset(
 ) -> None:
     """A seeded random subset of a store, e.g. a small force-field set to ship with a checkpoint."""
     src = open_store(name, state.data_root)
-    target = Path(out) if ("/" in out or out.startswith(".")) else store_path(out, state.data_root)
+    as_path = "/" in out or out.startswith(".")
+    target = Path(out) if as_path else new_store_path(out, state.data_root)
     write_subset(src, n, target, name=target.name, seed=seed, overwrite=overwrite)
     console.print(f"wrote {target}: {n:,} of {len(src):,} structures of {src.name} (seed {seed})")

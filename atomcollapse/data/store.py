@@ -55,6 +55,32 @@ def store_path(name_or_path: str | Path, root: str | Path | None = None) -> Path
     return data_root(root) / "stores" / str(name_or_path)
 
 
+def check_store_name(name: str) -> str:
+    """A store name is a plain folder name under ``<root>/stores``: not empty, not ``.``/``..``,
+    no path separator, no leading dot (hidden names are the store layer's temporary files)."""
+    bad = (
+        not name
+        or name != name.strip()
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or "\0" in name
+        or name.startswith(".")
+    )
+    if bad:
+        raise InputError(
+            f"invalid store name {name!r}: use a plain name (letters, digits, -, _), without "
+            "path separators, not empty, not '.' or '..'",
+            file="--name",
+        )
+    return name
+
+
+def new_store_path(name: str, root: str | Path | None = None) -> Path:
+    """Where a new store called ``name`` goes: ``<root>/stores/<name>`` (the name checked)."""
+    return data_root(root) / "stores" / check_store_name(name)
+
+
 def _arrays_of(s: Structures) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {
         "numbers": np.asarray(s.numbers, dtype=np.int16),
@@ -132,7 +158,7 @@ def write_store(
         "created_by": {"tool": "atomcollapse", "version": code_version()},
         "created_at": now_utc(),
     }
-    with atomic_directory(target, overwrite=overwrite) as tmp:
+    with atomic_directory(target, kind="dataset", overwrite=overwrite) as tmp:
         for key, arr in arrays.items():
             np.save(tmp / f"{key}.npy", arr, allow_pickle=False)
         write_json_atomic(tmp / MANIFEST, manifest)

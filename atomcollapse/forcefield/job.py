@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from atomcollapse.artifacts import MANIFEST, now_utc, write_json_atomic
-from atomcollapse.data.store import Store, data_root, open_store, write_store
+from atomcollapse.artifacts import check_replaceable, now_utc, write_json_atomic
+from atomcollapse.data.store import Store, data_root, new_store_path, open_store, write_store
 from atomcollapse.errors import InputError
 from atomcollapse.forcefield import xtb
 from atomcollapse.forcefield.chunks import (
@@ -212,9 +212,8 @@ def run_label_job(
     if workers < 1:
         raise InputError("--workers must be at least 1")
     store = open_store(job.store, root)
-    target = data_root(root) / "stores" / job.name
-    if (target / MANIFEST).exists() and not overwrite:
-        raise InputError("store already exists (pass --overwrite to replace it)", file=target)
+    target = new_store_path(job.name, root)
+    check_replaceable(target, "dataset", overwrite=overwrite)
     config, rows = _plan(job, store, root)
     wd = work_dir(job.name, root)
     _open_work(wd, config, resume)

@@ -62,6 +62,20 @@ def state_path(out: Path) -> Path:
     return out.with_name(out.name + ".state.pt")
 
 
+def _check_checkpoint(out: Path) -> None:
+    """``--overwrite`` replaces only an atomcollapse checkpoint."""
+    from atomcollapse.models.checkpoint import read_checkpoint
+
+    try:
+        read_checkpoint(out)
+    except InputError:
+        raise InputError(
+            "is not an atomcollapse checkpoint; --overwrite replaces only a checkpoint that "
+            "atomcollapse made",
+            file=out,
+        ) from None
+
+
 def run_pretrain(inp: PretrainInputs, cfg: TrainConfig) -> dict[str, Any]:
     """Pretrain and write the checkpoint; returns the held-out metrics."""
     store = open_store(inp.data, inp.data_root)
@@ -72,6 +86,8 @@ def run_pretrain(inp: PretrainInputs, cfg: TrainConfig) -> dict[str, Any]:
         raise InputError("checkpoint already exists (pass --overwrite to replace it)", file=out)
     if out.exists() and out.is_dir():
         raise InputError("is a directory; --out names the checkpoint file", file=out)
+    if out.exists() and inp.overwrite:
+        _check_checkpoint(out)
     seeds = Seeds.from_seed(cfg.seed, cfg.init_seed, cfg.data_seed)
     train_rows, val_rows = holdout(len(store), cfg.val_fraction, seeds.split)
     if cfg.max_train and cfg.max_train < len(train_rows):

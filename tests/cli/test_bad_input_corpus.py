@@ -1,0 +1,107 @@
+"""The bad-input corpus: every case is one command on a copy of the template workspace that must
+end with exit code 2, exactly one line naming the file or setting, no traceback, and every byte
+of the workspace (stores, split, checkpoint, runs, report, foreign folders) as it was."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from atomcollapse.cli import main
+from tests.snapshot import snapshot
+
+TRAIN = ["train", "--data", "mols", "--split", "split", "--target", "gap", "--strategy",
+         "finetune", "--pretrained", "pre.pt", "--steps", "2", "--batch-size", "8", "--device",
+         "cpu", "--no-progress"]  # fmt: skip
+PRETRAIN = ["pretrain", "--data", "ff", "--hidden", "16", "--layers", "2", "--rbf", "8",
+            "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--no-progress"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    argv: list[str]
+    needle: str  # must be in the one error line (the file or setting it names)
+    setup: Callable[[Path], None] | None = None
+
+
+def _write(rel: str, text: str | bytes) -> Callable[[Path], None]:
+    def setup(ws: Path) -> None:
+        p = ws / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(text if isinstance(text, bytes) else text.encode())
+
+    return setup
+
+
+CASES: list[Case] = []
+
+
+def case(id: str, argv: list[str], needle: str, setup=None) -> None:
+    CASES.append(Case(id, argv, needle, setup))
+
+
+# -- --overwrite replaces only what atomcollapse made --------------------------------------------
+for cmd, argv in {
+    "report": ["report", "runs", "--format", "csv", "--no-plots"],
+    "split": ["split", "make", "mols", "--method", "random"],
+    "collapse": ["collapse", "--pretrained", "pre.pt", "runs/run", "--format", "csv"],
+}.items():
+    case(f"{cmd}-overwrite-foreign-folder", [*argv, "--out", "thesis", "--overwrite"], "thesis")
+    case(f"{cmd}-overwrite-a-file", [*argv, "--out", "frames.xyz", "--overwrite"], "frames.xyz")
+    case(f"{cmd}-exists-no-overwrite", [*argv, "--out", "thesis"], "already exists")
+case("split-overwrite-a-store", ["split", "make", "mols", "--method", "random", "--out",
+     "data/stores/ff", "--overwrite"], "a dataset artifact")  # fmt: skip
+case("report-overwrite-a-split", ["report", "runs", "--out", "split", "--overwrite"],
+     "a split artifact")  # fmt: skip
+case("report-overwrite-a-run", ["report", "runs", "--out", "runs/run", "--overwrite"],
+     "a run artifact")  # fmt: skip
+case("collapse-overwrite-a-report", ["collapse", "--pretrained", "pre.pt", "runs/run", "--out",
+     "report", "--overwrite"], "a report artifact")  # fmt: skip
+case("subset-overwrite-foreign-folder", ["datasets", "subset", "mols", "--n", "4", "--out",
+     "./thesis", "--overwrite"], "thesis")  # fmt: skip
+case("pretrain-overwrite-foreign-file", [*PRETRAIN, "--out", "frames.xyz", "--overwrite"],
+     "frames.xyz")  # fmt: skip
+case("train-overwrite-foreign-folder", [*TRAIN, "--out", "thesis", "--overwrite"], "thesis")
+
+# -- store names -------------------------------------------------------------------------------
+for label, name in {"empty": "", "dot": ".", "dotdot": "..", "parent": "../x", "abs": "/tmp/x",
+                    "nested": "a/b", "hidden": ".x", "space": " x"}.items():  # fmt: skip
+    case(f"ingest-name-{label}", ["ingest", "extxyz", "frames.xyz", "--name", name, "--overwrite"],
+         "invalid store name")  # fmt: skip
+case("ingest-name-existing", ["ingest", "extxyz", "frames.xyz", "--name", "mols"],
+     "already exists")  # fmt: skip
+case("subset-name-dotdot", ["datasets", "subset", "mols", "--n", "4", "--out", ".."],
+     "already exists")  # fmt: skip
+case("label-name-dotdot", ["label", "xtb", "--data", "mols", "--name", "..", "--n-molecules", "2"],
+     "--name")  # fmt: skip
+
+
+@pytest.mark.parametrize("c", CASES, ids=[c.id for c in CASES])
+def test_bad_input(c: Case, ws: Path, capsys):
+    if c.setup is not None:
+        c.setup(ws)
+    before = snapshot(ws)
+    capsys.readouterr()
+    rc = main(["--data-root", "data", *c.argv])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2, err
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    assert c.needle in err, err
+    assert snapshot(ws) == before
+
+
+def test_overwrite_replaces_an_artifact_of_the_same_kind(ws: Path):
+    base = ["--data-root", "data"]
+    assert main([*base, "report", "runs", "--out", "report", "--no-plots", "--overwrite",
+                 "--format", "csv"]) == 0  # fmt: skip
+    assert (ws / "report" / "manifest.json").is_file()
+    assert main([*base, "split", "make", "mols", "--method", "random", "--out", "split",
+                 "--overwrite"]) == 0  # fmt: skip
+    assert main([*base, "ingest", "extxyz", "frames.xyz", "--name", "ff", "--overwrite"]) == 0
+    assert main([*base, "ingest", "extxyz", "frames.xyz", "--name", "new"]) == 0
+    assert sorted(p.name for p in (ws / "data" / "stores").iterdir()) == ["ff", "mols", "new"]
