@@ -89,6 +89,7 @@ def make(
     cfg.validate()
     check_replaceable(out, "split", overwrite=overwrite)
     store = open_store(dataset, state.data_root)
+    store.verify_content()
     split = make_split(store, cfg)
     split.save(out, overwrite=overwrite)
     c = split.counts()

@@ -79,6 +79,7 @@ def _check_checkpoint(out: Path) -> None:
 def run_pretrain(inp: PretrainInputs, cfg: TrainConfig) -> dict[str, Any]:
     """Pretrain and write the checkpoint; returns the held-out metrics."""
     store = open_store(inp.data, inp.data_root)
+    store.verify_content()
     store.target("energy")
     store.atom_array("forces")
     out = Path(inp.out)

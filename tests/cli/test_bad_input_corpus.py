@@ -80,6 +80,69 @@ case("label-name-dotdot", ["label", "xtb", "--data", "mols", "--name", "..", "--
      "--name")  # fmt: skip
 
 
+# -- stores are checked when opened and re-hashed before use ------------------------------------
+def _changed_target(ws: Path) -> None:
+    import numpy as np
+
+    f = ws / "data/stores/mols/target.gap.npy"
+    a = np.load(f)
+    a[5] += 0.01
+    np.save(f, a)
+
+
+def _truncate(rel: str) -> Callable[[Path], None]:
+    def setup(ws: Path) -> None:
+        f = ws / rel
+        f.write_bytes(f.read_bytes()[:-8])
+
+    return setup
+
+
+def _remove(rel: str) -> Callable[[Path], None]:
+    return lambda ws: (ws / rel).unlink()
+
+
+STORE_USERS = {
+    "split-make": ["split", "make", "mols", "--method", "random", "--out", "new-split"],
+    "split-verify": ["split", "verify", "split"],
+    "datasets-show": ["datasets", "show", "mols"],
+    "datasets-verify": ["datasets", "verify", "mols"],
+    "train": [*TRAIN, "--out", "new-run"],
+}
+for user, argv in STORE_USERS.items():
+    case(f"{user}-changed-target", argv, "target.gap.npy changed", _changed_target)
+    case(f"{user}-truncated-positions", argv, "positions.npy: truncated",
+         _truncate("data/stores/mols/positions.npy"))  # fmt: skip
+    case(f"{user}-missing-numbers", argv, "numbers.npy: array file missing",
+         _remove("data/stores/mols/numbers.npy"))  # fmt: skip
+    case(f"{user}-corrupt-manifest", argv, "mols/manifest.json: corrupt manifest",
+         _write("data/stores/mols/manifest.json", "{ oops"))  # fmt: skip
+case("pretrain-changed-forces", [*PRETRAIN, "--out", "p2.pt"], "atom.forces.npy changed",
+     lambda ws: _bump(ws / "data/stores/ff/atom.forces.npy"))  # fmt: skip
+MFT = [("mft" if a == "finetune" else a) for a in TRAIN]
+case("train-mft-truncated-ff", [*MFT, "--ff-data", "ff", "--out", "r2"],
+     "ff/atom.forces.npy: truncated",
+     _truncate("data/stores/ff/atom.forces.npy"))  # fmt: skip
+case("datasets-show-missing-store", ["datasets", "show", "nope"], "data/stores/nope")
+case("datasets-verify-object-array", ["datasets", "verify", "mols"], "holds Python objects",
+     lambda ws: _object_array(ws / "data/stores/mols/ids.npy"))  # fmt: skip
+
+
+def _bump(f: Path) -> None:
+    import numpy as np
+
+    a = np.load(f)
+    a[0, 0] += 0.5
+    np.save(f, a)
+
+
+def _object_array(f: Path) -> None:
+    import numpy as np
+
+    n = len(np.load(f))
+    np.save(f, np.array([object()] * n, dtype=object), allow_pickle=True)
+
+
 @pytest.mark.parametrize("c", CASES, ids=[c.id for c in CASES])
 def test_bad_input(c: Case, ws: Path, capsys):
     if c.setup is not None:
