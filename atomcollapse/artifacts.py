@@ -156,24 +156,27 @@ def atomic_directory(target: str | Path, *, kind: str, overwrite: bool = False) 
     """Yield a temporary directory beside ``target``; on success rename it into place.
 
     On any exception the temporary directory is removed and ``target`` is untouched, so a killed
-    or failed write never leaves a half-written artifact under the final name. An existing
+    or failed write never leaves a half-written artifact under the final name; the artifact's
+    lock is held throughout (one writer; a dead writer's leftovers are removed). An existing
     ``target`` is replaced only with ``overwrite`` and only when it is a ``kind`` artifact (see
     :func:`check_replaceable`).
     """
+    from atomcollapse.process import artifact_lock
+
     target = Path(target)
-    check_replaceable(target, kind, overwrite=overwrite)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    tmp.chmod(0o755)
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
+    with artifact_lock(target, f"writing a {kind}"):
+        check_replaceable(target, kind, overwrite=overwrite)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        tmp.chmod(0o755)
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)

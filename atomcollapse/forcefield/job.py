@@ -207,6 +207,26 @@ def run_label_job(
     max_chunks: int | None = None,
     on_progress: Progress | None = None,
 ) -> LabelOutcome:
+    """Run (or resume) ``job``; stop after ``max_chunks`` new chunks when given. The store's
+    lock is held throughout (one labelling job per store name)."""
+    from atomcollapse.process import artifact_lock
+
+    with artifact_lock(new_store_path(job.name, root), "label"):
+        return _run_label_job(job, root=root, workers=workers, resume=resume,
+                              overwrite=overwrite, max_chunks=max_chunks,
+                              on_progress=on_progress)  # fmt: skip
+
+
+def _run_label_job(
+    job: LabelJob,
+    *,
+    root: str | Path | None = None,
+    workers: int | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    max_chunks: int | None = None,
+    on_progress: Progress | None = None,
+) -> LabelOutcome:
     """Run (or resume) ``job``; stop after ``max_chunks`` new chunks when given."""
     workers = default_workers() if workers is None else workers
     if workers < 1:

@@ -77,7 +77,12 @@ def _check_checkpoint(out: Path) -> None:
 
 
 def run_pretrain(inp: PretrainInputs, cfg: TrainConfig) -> dict[str, Any]:
-    """Pretrain and write the checkpoint; returns the held-out metrics."""
+    """Pretrain and write the checkpoint (holding its lock); returns the held-out metrics."""
+    with distributed.main_rank_lock(inp.out, "pretrain"):
+        return _run_pretrain(inp, cfg)
+
+
+def _run_pretrain(inp: PretrainInputs, cfg: TrainConfig) -> dict[str, Any]:
     store = open_store(inp.data, inp.data_root)
     store.verify_content()
     store.target("energy")

@@ -185,6 +185,15 @@ class RunDir:
                 f"cannot create the run directory ({e.strerror})", file=self.path
             ) from None
 
+    def clean_temporaries(self) -> None:
+        """Remove temporary files a killed writer left inside the run (call under its lock)."""
+        if self.path.is_dir():
+            for p in self.path.glob(".*.tmp"):
+                p.unlink(missing_ok=True)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
     @property
     def finished(self) -> bool:
         return (self.path / METRICS).is_file()

@@ -120,7 +120,15 @@ def _tensor_hash(module: torch.nn.Module) -> str:
 
 
 def run_train(inp: TrainInputs, cfg: TrainConfig) -> dict[str, Any]:
-    """Train (or resume, or report a finished run); returns the metrics."""
+    """Train (or resume, or report a finished run) holding the run directory's lock (one
+    writer; the main rank holds it for all); returns the metrics."""
+    with distributed.main_rank_lock(inp.out, "train") as holder:
+        if holder:
+            RunDir(inp.out).clean_temporaries()
+        return _run_train(inp, cfg)
+
+
+def _run_train(inp: TrainInputs, cfg: TrainConfig) -> dict[str, Any]:
     c = check_inputs(inp, cfg)
     ident = _identity(inp, cfg, c)
     run = c.run
@@ -261,11 +269,13 @@ def _train(inp, cfg, c: Checked, ident, dist, dev, resuming) -> dict[str, Any]:
     sess = build_session(inp, cfg, c, dist, dev)
     model, loop, total, main = sess.model, sess.loop, sess.total, dist.is_main
     state = run.load_state() if resuming else None
+    fresh = False
     if state is not None:
         restore(loop, state, run.file(STATE))
         if main:
             run.log(f"resumed at step {loop.state.step}")
     elif main:
+        fresh = not run.path.exists() or not any(run.path.iterdir())
         run.create(overwrite=inp.overwrite)
         run.write_json(CONFIG, cfg.to_dict())
         run.write_json(
@@ -278,7 +288,12 @@ def _train(inp, cfg, c: Checked, ident, dist, dev, resuming) -> dict[str, Any]:
         for note in c.drop_notes:
             run.log(note)
     distributed.barrier(dist)
-    final = loop.run()
+    try:
+        final = loop.run()
+    except Exception:
+        if main and fresh and not run.file(STATE).exists():
+            run.remove()  # it made the folder and nothing resumable is in it: leave no trace
+        raise
     last_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if final.best_model is not None:
         model.load_state_dict(final.best_model)
