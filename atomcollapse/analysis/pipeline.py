@@ -17,7 +17,7 @@ from atomcollapse.analysis.collapse import (
     sample_environments,
 )
 from atomcollapse.analysis.embeddings import extract, load_backbone
-from atomcollapse.errors import InputError
+from atomcollapse.errors import InputError, not_a_file
 
 
 @dataclass
@@ -46,7 +46,7 @@ def resolve_inputs(
     from atomcollapse.splits.artifact import load_split
 
     if not Path(pretrained).is_file():
-        raise InputError("pretrained checkpoint not found", file=pretrained)
+        raise not_a_file(pretrained, "pretrained checkpoint file")
     pre_hash = sha256_file(pretrained)
     runs = [load_run(p) for p in find_runs(run_paths)] if run_paths else []
     notes: list[str] = []
@@ -60,7 +60,8 @@ def resolve_inputs(
     if len(hashes) > 1:
         raise InputError("runs were trained on different datasets (content hashes differ)",
                          file=", ".join(str(r.path) for r in runs))  # fmt: skip
-    name = data or next((r.dataset for r in runs if r.dataset != "-"), None)
+    found = (r.dataset_path for r in runs if r.dataset_path and Path(r.dataset_path).is_dir())
+    name = data or next(found, None) or next((r.dataset for r in runs if r.dataset != "-"), None)
     if name is None:
         raise InputError("no dataset: pass --data STORE (the runs name none)")
     store = open_store(name, data_root)

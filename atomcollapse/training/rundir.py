@@ -20,7 +20,6 @@ import dataclasses
 import json
 import math
 import os
-import pickle
 import shutil
 import tempfile
 from pathlib import Path
@@ -77,28 +76,14 @@ def load_resume_state(path: str | Path) -> dict[str, Any]:
     A crafted pickle, a foreign file or a state of another layout is one InputError naming
     ``path``; the loop state comes back as the dataclass :class:`Loop` expects.
     """
+    from atomcollapse.models.checkpoint import load_plain
     from atomcollapse.training.loop import LoopState
 
     path = Path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "global" not in str(e).lower():  # torch names the global it refused to import
-            raise InputError(
-                "unreadable resume state (not a PyTorch file); delete it or pass --overwrite",
-                file=path,
-            ) from None
-        raise InputError(
-            "not a resume state written by atomcollapse (it holds objects other than tensors "
-            "and plain containers; refusing to load it); delete it or pass --overwrite",
-            file=path,
-        ) from None
-    except Exception as e:  # a torn file cannot happen (atomic writes), a foreign one can
-        raise InputError(
-            f"unreadable resume state ({type(e).__name__}: {_first_line(e)}); delete it or pass "
-            "--overwrite",
-            file=path,
-        ) from None
+        state = load_plain(path, "resume state")
+    except InputError as e:
+        raise InputError(f"{e.problem}; delete it or pass --overwrite", file=path) from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise InputError(
             f"not a resume state of this atomcollapse version (expected format {STATE_FORMAT}); "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -364,14 +365,16 @@ def _manifest(inp, cfg, c: Checked, ident, head_hash, total, dist, dev) -> dict[
         "unit": info["unit"],
         "report_unit": info.get("report_unit", info["unit"]),
         **ident,
-        "split": {**ident["split"], "path": str(inp.split)},
+        # absolute, so that report and collapse find them from any folder
+        "dataset": {**ident["dataset"], "path": str(c.store.path.resolve())},
+        "split": {**ident["split"], "path": str(Path(inp.split).resolve())},
         "loss_convention": cfg.loss_convention,
         "batch_size": str(cfg.batch_size),
         "mixing": s.get("mixing"),
         "aux_weight": s.get("aux_weight"),
         "aux_labels": labels,
         "aux_label_source": label_source,
-        "pretrained_path": str(inp.pretrained) if inp.pretrained else None,
+        "pretrained_path": _absolute(inp.pretrained),
         "pretrained_name": (c.pretrained.meta.get("name") if c.pretrained else None),
         "heads": heads,
         "property_head_init_hash": head_hash,
@@ -389,6 +392,13 @@ def _manifest(inp, cfg, c: Checked, ident, head_hash, total, dist, dev) -> dict[
         "code_version": code_version(),
         "created_at": now_utc(),
     }
+
+
+def _absolute(p: Any) -> str | None:
+    """A path made absolute; a registry name (``ani1x``, ``scheme:...``) as given."""
+    if not p:
+        return None
+    return str(Path(p).resolve()) if Path(p).exists() else str(p)
 
 
 def _checkpoint_meta(cfg, c: Checked, ident, store: Store) -> tuple[list[str], dict[str, Any]]:

@@ -143,6 +143,117 @@ def _object_array(f: Path) -> None:
     np.save(f, np.array([object()] * n, dtype=object), allow_pickle=True)
 
 
+# -- files that are not what they should be: one line naming them, nothing executed -------------
+def _malicious(rel: str, unfinish: str | None = None) -> Callable[[Path], None]:
+    def setup(ws: Path) -> None:
+        from tests.malicious import write_malicious_pt
+
+        if unfinish:
+            (ws / unfinish).unlink()
+        write_malicious_pt(ws / rel, ws / "PWNED")  # the snapshot would show the marker
+
+    return setup
+
+
+def _torch_save(rel: str, obj) -> Callable[[Path], None]:
+    def setup(ws: Path) -> None:
+        import torch
+
+        torch.save(obj, ws / rel)
+
+    return setup
+
+
+RESUME = [*TRAIN, "--out", "runs/run", "--resume"]
+for label, setup, _why in [
+    ("malicious", _malicious("runs/run/state.pt", "runs/run/metrics.json"), "refusing to load"),
+    ("foreign", lambda ws: (_torch_save("runs/run/state.pt", {"loop": 1})(ws),
+                            (ws / "runs/run/metrics.json").unlink()), "not a resume state"),
+    ("garbage", lambda ws: (_write("runs/run/state.pt", b"PK\x03\x04junk")(ws),
+                            (ws / "runs/run/metrics.json").unlink()), "not a readable"),
+]:  # fmt: skip
+    case(f"train-resume-{label}-state", RESUME, "runs/run/state.pt", setup)
+case("pretrain-resume-malicious-state", [*PRETRAIN, "--out", "p.pt", "--resume"], "p.pt.state.pt",
+     _malicious("p.pt.state.pt"))  # fmt: skip
+for label, setup in {
+    "malicious": _malicious("bad.pt"),
+    "garbage": _write("bad.pt", b"not a checkpoint"),
+    "truncated": lambda ws: (ws / "bad.pt").write_bytes((ws / "pre.pt").read_bytes()[:500]),
+    "foreign-dict": _torch_save("bad.pt", {"weights": 1}),
+}.items():
+    case(f"train-pretrained-{label}", [*TRAIN, "--out", "r", "--pretrained", "bad.pt"][:], "bad.pt",
+         setup)  # fmt: skip
+    case(f"checkpoint-show-{label}", ["checkpoint", "show", "bad.pt"], "bad.pt", setup)
+    case(f"collapse-pretrained-{label}", ["collapse", "--pretrained", "bad.pt", "runs/run"],
+         "bad.pt", setup)  # fmt: skip
+
+# -- directories are not files -------------------------------------------------------------------
+case("train-pretrained-is-dir", [*TRAIN, "--out", "r", "--pretrained", "thesis"],
+     "thesis: is a directory")  # fmt: skip
+case("train-config-is-dir", [*TRAIN, "--out", "r", "--config", "thesis"], "thesis: is a directory")
+case("collapse-pretrained-is-dir", ["collapse", "--pretrained", "thesis", "runs/run"],
+     "thesis: is a directory")  # fmt: skip
+case("checkpoint-show-dir", ["checkpoint", "show", "thesis"], "thesis: is a directory")
+case("ingest-extxyz-dir", ["ingest", "extxyz", "thesis", "--name", "x"], "thesis: is a directory")
+case("ingest-extxyz-missing", ["ingest", "extxyz", "nope.xyz", "--name", "x"], "nope.xyz")
+case("bench-spec-is-dir", ["bench", "thesis"], "thesis: is a directory")
+case("bench-spec-missing", ["bench", "nope.toml"], "nope.toml")
+case("split-show-dir", ["split", "show", "thesis"], "thesis")
+case("split-verify-store", ["split", "verify", "data/stores/mols"], "not a split")
+
+# -- reports name the file that is wrong --------------------------------------------------------
+case("report-corrupt-metrics", ["report", "runs"], "runs/run/metrics.json: corrupt JSON",
+     _write("runs/run/metrics.json", "{ half"))  # fmt: skip
+case("report-binary-metrics", ["report", "runs"], "runs/run/metrics.json",
+     _write("runs/run/metrics.json", b"\xff\xfe\x00"))  # fmt: skip
+case("report-corrupt-manifest", ["report", "runs/run"], "runs/run",
+     _write("runs/run/manifest.json", "[1, 2"))  # fmt: skip
+case("report-no-runs", ["report", "thesis"], "no run directories found")
+case("report-bad-format", ["report", "runs", "--format", "xml"], "--format")
+
+# -- settings: the one named is the one that is wrong ------------------------------------------
+for label, extra, needle in [
+    ("lr-zero", ["--lr", "0"], "optim.lr' (--lr) must be positive"),
+    ("lr-negative", ["--lr", "-1"], "optim.lr' (--lr) must be positive"),
+    ("lr-below-end", ["--lr", "1e-7"], "(--lr) 1e-07 is below optim.lr_end"),
+    ("batch-zero", ["--batch-size", "0"], "batch"),
+    ("batch-auto-zero", ["--batch-size", "auto:0"], "batch"),
+    ("epochs-negative", ["--epochs", "-1"], "epochs"),
+    ("target-missing", ["--target", "homo"], "no target 'homo'"),
+    ("strategy-unknown", ["--strategy", "magic"], "magic"),
+    ("device-unknown", ["--device", "tpu"], "device"),
+    ("seed-not-int", ["--seed", "abc"], "--seed"),
+    ("split-missing", ["--split", "nope"], "nope"),
+    ("data-missing", ["--data", "nope"], "nope"),
+    ("mft-without-ff", ["--strategy", "mft"], "--ff-data"),
+    ("resume-and-overwrite", ["--resume", "--overwrite"], "exclude each other"),
+    ("out-is-file", ["--out", "frames.xyz"], "frames.xyz"),
+    ("out-existing-run", ["--out", "runs/run"], "--resume"),
+]:  # fmt: skip
+    argv = [*TRAIN, *extra]
+    if "--out" not in extra:
+        argv += ["--out", "new-run"]
+    case(f"train-{label}", argv, needle)
+case("train-config-bad-toml", [*TRAIN, "--out", "r", "--config", "c.toml"], "c.toml",
+     _write("c.toml", "lr = = 1"))  # fmt: skip
+case("train-config-unknown-setting", [*TRAIN, "--out", "r", "--config", "c.toml"], "c.toml",
+     _write("c.toml", "learning_rate = 1\n"))  # fmt: skip
+case("pretrain-exists", [*PRETRAIN, "--out", "pre.pt"], "pre.pt: checkpoint already exists")
+case("pretrain-out-is-dir", [*PRETRAIN, "--out", "thesis", "--overwrite"], "thesis")
+case("pretrain-on-molecules", [*PRETRAIN[:2], "mols", *PRETRAIN[3:], "--out", "p.pt"], "mols")
+case("subset-too-many", ["datasets", "subset", "mols", "--n", "1000", "--out", "big"], "1000")
+case("subset-zero", ["datasets", "subset", "mols", "--n", "0", "--out", "none"], "subset size 0")
+case("split-unknown-method", ["split", "make", "mols", "--method", "magic", "--out", "s"], "magic")
+case("split-bad-fraction", ["split", "make", "mols", "--method", "random", "--id-frac", "2",
+     "--out", "s"], "id")  # fmt: skip
+case("collapse-bad-edges", ["collapse", "--pretrained", "pre.pt", "runs/run", "--edges", "x"],
+     "--edges")  # fmt: skip
+case("collapse-bad-max", ["collapse", "--pretrained", "pre.pt", "runs/run", "--max-per-class",
+     "0"], "--max-per-class")  # fmt: skip
+case("checkpoint-diff-missing", ["checkpoint", "diff", "pre.pt", "nope.pt"], "nope.pt")
+case("datasets-show-traversal", ["datasets", "show", "../x"], "not found")
+
+
 @pytest.mark.parametrize("c", CASES, ids=[c.id for c in CASES])
 def test_bad_input(c: Case, ws: Path, capsys):
     if c.setup is not None:

@@ -68,7 +68,7 @@ def test_train_resume_never_executes_a_crafted_state(unfinished, capsys, tmp_pat
     [({"loop": 1}, "not a resume state"),  # the audit's KeyError: 'loop' shape, reversed
      ({"step": 3}, "not a resume state"),
      ({"format": "atomcollapse.resume-state/1", "loop": {"step": 1}}, "incomplete resume state"),
-     (b"garbage", "unreadable resume state")],
+     (b"garbage", "not a readable resume state")],
 )  # fmt: skip
 def test_train_resume_with_a_foreign_state(unfinished, capsys, content, needle):
     run, argv = unfinished
