@@ -60,6 +60,18 @@ def now_utc() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
+def header(kind: str, *, schema_version: int = 1, inputs: dict[str, Any] | None = None) -> dict:
+    """The fields every manifest starts with: what it is, its layout version, the code that made
+    it, when, and what it was made from (paths absolute, with their hashes where they have one)."""
+    return {
+        "artifact": kind,
+        "schema_version": schema_version,
+        "code_version": code_version(),
+        "created_at": now_utc(),
+        "inputs": inputs or {},
+    }
+
+
 def write_json_atomic(path: str | Path, obj: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,6 +98,49 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def artifact_kind(directory: str | Path) -> str | None:
+    """The ``artifact`` a directory's manifest names, or None (no manifest, unreadable, other)."""
+    path = Path(directory) / MANIFEST
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    kind = data.get("artifact") if isinstance(data, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+_NOUNS = {"dataset": "store", "collapse": "collapse output", "run": "run directory"}
+
+
+def check_replaceable(target: str | Path, kind: str, *, overwrite: bool) -> None:
+    """Refuse to write ``target`` unless it is free, or ``overwrite`` and it holds a ``kind``.
+
+    ``--overwrite`` replaces only what atomcollapse made: an artifact of the same kind (its
+    manifest says so) or an empty folder. Anything else (a file, a folder of other things, an
+    artifact of another kind) is one InputError and stays untouched.
+    """
+    target = Path(target)
+    if not target.exists() and not target.is_symlink():
+        return
+    if not overwrite:
+        noun = _NOUNS.get(kind, kind)
+        raise InputError(f"{noun} already exists (pass --overwrite to replace it)", file=target)
+    if target.is_symlink() or not target.is_dir():
+        raise InputError(
+            f"exists and is not a {kind} directory; --overwrite replaces only what atomcollapse "
+            "made",
+            file=target,
+        )
+    if not any(target.iterdir()):
+        return
+    found = artifact_kind(target)
+    if found != kind:
+        what = f"a {found} artifact" if found else f"not an atomcollapse {kind} (no manifest)"
+        raise InputError(
+            f"is {what}; --overwrite replaces only a {kind} that atomcollapse made", file=target
+        )
+
+
 def read_manifest(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / MANIFEST
     if not path.is_file():
@@ -97,30 +152,34 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def atomic_directory(target: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+def atomic_directory(target: str | Path, *, kind: str, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary directory beside ``target``; on success rename it into place.
 
     On any exception the temporary directory is removed and ``target`` is untouched, so a killed
-    or failed write never leaves a half-written artifact under the final name.
+    or failed write never leaves a half-written artifact under the final name; the artifact's
+    lock is held throughout (one writer; a dead writer's leftovers are removed). An existing
+    ``target`` is replaced only with ``overwrite`` and only when it is a ``kind`` artifact (see
+    :func:`check_replaceable`).
     """
+    from atomcollapse.process import artifact_lock
+
     target = Path(target)
-    if target.exists() and not overwrite:
-        raise InputError("already exists (pass --overwrite to replace it)", file=target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    tmp.chmod(0o755)
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
+    with artifact_lock(target, f"writing a {kind}"):
+        check_replaceable(target, kind, overwrite=overwrite)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        tmp.chmod(0o755)
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

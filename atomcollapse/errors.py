@@ -20,3 +20,13 @@ class InputError(Exception):
     def line(self) -> str:
         parts = [p for p in (self.file, self.record) if p]
         return ": ".join([*parts, self.problem])
+
+
+def not_a_file(path: str | Path, what: str = "file") -> InputError:
+    """The error for a path that should be a readable file: missing, a directory, or other."""
+    p = Path(path)
+    if p.is_dir():
+        return InputError(f"is a directory, not a {what}", file=p)
+    if p.exists():
+        return InputError(f"is not a regular file (expected a {what})", file=p)
+    return InputError(f"{what} not found", file=p)

@@ -31,3 +31,18 @@ def tiny_store(tmp_path):
         s, tmp_path / "stores" / "tiny", name="tiny", kind="molecules", source={"format": "test"}
     )
     return open_store(path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """The verified-store cache lives in the session's temporary folder, never in the home one
+    (set before any session fixture runs a command; subprocesses inherit it)."""
+    import os
+
+    before = os.environ.get("ATOMCOLLAPSE_CACHE")
+    os.environ["ATOMCOLLAPSE_CACHE"] = str(tmp_path_factory.getbasetemp() / "cache")
+    yield
+    if before is None:
+        os.environ.pop("ATOMCOLLAPSE_CACHE", None)
+    else:
+        os.environ["ATOMCOLLAPSE_CACHE"] = before

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from atomcollapse.analysis.collapse import EDGE_MAX_DISTANCE, Sample
-from atomcollapse.errors import InputError
+from atomcollapse.errors import InputError, not_a_file
 
 if TYPE_CHECKING:
     from atomcollapse.models.base import Backbone
@@ -43,7 +43,7 @@ def load_backbone(path: str | Path) -> Backbone:
             raise InputError("not a run directory or a checkpoint file", file=p)
         p = p / BEST_CHECKPOINT
     if not p.is_file():
-        raise InputError("checkpoint not found", file=p)
+        raise not_a_file(p, "checkpoint file")
     model, _ = load_checkpoint(p)
     backbone = cast("Backbone", getattr(model, "backbone", model))
     return backbone.eval()

@@ -17,7 +17,7 @@ from atomcollapse.analysis.collapse import (
     sample_environments,
 )
 from atomcollapse.analysis.embeddings import extract, load_backbone
-from atomcollapse.errors import InputError
+from atomcollapse.errors import InputError, not_a_file
 
 
 @dataclass
@@ -46,7 +46,7 @@ def resolve_inputs(
     from atomcollapse.splits.artifact import load_split
 
     if not Path(pretrained).is_file():
-        raise InputError("pretrained checkpoint not found", file=pretrained)
+        raise not_a_file(pretrained, "pretrained checkpoint file")
     pre_hash = sha256_file(pretrained)
     runs = [load_run(p) for p in find_runs(run_paths)] if run_paths else []
     notes: list[str] = []
@@ -60,7 +60,8 @@ def resolve_inputs(
     if len(hashes) > 1:
         raise InputError("runs were trained on different datasets (content hashes differ)",
                          file=", ".join(str(r.path) for r in runs))  # fmt: skip
-    name = data or next((r.dataset for r in runs if r.dataset != "-"), None)
+    found = (r.dataset_path for r in runs if r.dataset_path and Path(r.dataset_path).is_dir())
+    name = data or next(found, None) or next((r.dataset for r in runs if r.dataset != "-"), None)
     if name is None:
         raise InputError("no dataset: pass --data STORE (the runs name none)")
     store = open_store(name, data_root)
@@ -132,18 +133,25 @@ def run_collapse(
 
 
 def write_collapse(
-    result: CollapseResult, sample: Sample, out: Path, *, notes: list[str], overwrite: bool
+    result: CollapseResult,
+    sample: Sample,
+    out: Path,
+    *,
+    notes: list[str],
+    overwrite: bool,
+    inputs: dict | None = None,
 ) -> None:
     """Tables, sampled atoms and t-SNE figures, written into ``out`` atomically."""
     import pandas as pd
 
     from atomcollapse.analysis.plots import plot_tsne
     from atomcollapse.analysis.report import render_collapse
-    from atomcollapse.artifacts import atomic_directory
+    from atomcollapse.artifacts import MANIFEST, atomic_directory, header, write_json_atomic
 
     labels = {"atoms": sample.atom_label, "edges": sample.edge_label}
     classes = {"atoms": ATOM_CLASSES, "edges": EDGE_CLASSES}
-    with atomic_directory(out, overwrite=overwrite) as tmp:
+    with atomic_directory(out, kind="collapse", overwrite=overwrite) as tmp:
+        write_json_atomic(tmp / MANIFEST, header("collapse", inputs=inputs))
         for fmt, name in (("md", "collapse.md"), ("csv", "collapse.csv"), ("latex", "collapse.tex"),
                           ("json", "collapse.json")):  # fmt: skip
             (tmp / name).write_text(render_collapse(result.rows, fmt))

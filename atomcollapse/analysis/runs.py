@@ -70,6 +70,8 @@ class RunRecord:
     #: Force-field store (name, content hash) the ``ff_*`` forgetting metrics were measured on.
     ff_data: str | None = None
     ff_hash: str | None = None
+    #: where the dataset store was when the run was made (absolute; older runs: None)
+    dataset_path: str | None = None
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -148,6 +150,8 @@ def _read_json(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise InputError(f"corrupt JSON ({e.msg} at line {e.lineno})", file=path) from None
+    except UnicodeDecodeError:
+        raise InputError("corrupt JSON (not UTF-8 text)", file=path) from None
     if not isinstance(data, dict):
         raise InputError("expected a JSON object", file=path)
     return data
@@ -188,6 +192,7 @@ def load_run(path: str | Path) -> RunRecord:
         source_unit="",
         split_path=split_path,
         split_kind=str(_get(m, "split.method", "split.kind", "split_method") or ""),
+        dataset_path=_get(m, "dataset.path"),
     )
     _load_metrics(rec, path / METRICS)
     return rec
@@ -197,21 +202,17 @@ def _load_metrics(rec: RunRecord, path: Path) -> None:
     if not path.is_file():
         rec.problems.append("unfinished (no metrics.json)")
         return
-    try:
-        met = _read_json(path)
-    except InputError as e:
-        rec.problems.append(e.problem)
-        return
+    met = _read_json(path)  # a corrupt metrics.json is bad input (it names the file), not a gap
     unit = _get(met, "unit", "target_unit")
     if not unit:
-        rec.problems.append("metrics.json names no unit")
+        rec.problems.append(f"{path} names no unit")
         return
     rec.source_unit = str(unit)
     try:
         rec.unit = report_unit(rec.target, rec.source_unit, _get(met, "report_unit"))
         scale = factor(rec.source_unit, rec.unit)
     except ValueError as e:
-        rec.problems.append(f"metrics.json: {e}")
+        rec.problems.append(f"{path}: {e}")
         return
     for part in ("val", *PARTITIONS):
         short = part.split("_")[0]

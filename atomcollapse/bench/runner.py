@@ -1,6 +1,11 @@
 """Running cells: each one a ``python -m atomcollapse train ...`` subprocess, so that a crash of
 one cell never takes the sweep down; its output goes to a log and its outcome to a status file.
 
+Each cell runs in its own process group (session): stopping ``bench`` with SIGTERM or SIGINT
+stops every running cell's whole group and starts no further cell; a cell also gets SIGTERM
+from the kernel when ``bench`` dies by SIGKILL (Linux), and the lock on its run directory keeps
+a second writer out while anything of it is still alive.
+
 Locally, ``--jobs N`` runs N cells at once with the CPU cores divided between them
 (``OMP_NUM_THREADS`` = cores // (N x processes per cell)) and, when several GPUs are visible,
 its own GPUs per job through ``CUDA_VISIBLE_DEVICES``. A cell that wants more than one GPU is
@@ -9,12 +14,15 @@ started under ``torchrun`` (the training command's data-parallel mode).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -23,6 +31,7 @@ from pathlib import Path
 
 from atomcollapse.artifacts import MANIFEST, now_utc, write_json_atomic
 from atomcollapse.errors import InputError
+from atomcollapse.process import PARENT_ENV
 
 #: the program a cell runs, before its ``train ...`` arguments (tests replace it)
 TRAIN_PROGRAM: list[str] = [sys.executable, "-m", "atomcollapse"]
@@ -124,18 +133,66 @@ def _last_error(log: Path) -> str | None:
     return lines[-1][:300] if lines else None
 
 
+class _Children:
+    """The cells running now, so that a signal to ``bench`` can stop their process groups."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._procs: set[subprocess.Popen] = set()
+        self.stopping = False
+
+    def start(self, argv: list[str], **kw) -> subprocess.Popen:
+        with self._lock:
+            if self.stopping:
+                raise OSError("bench is stopping")
+            proc = subprocess.Popen(argv, start_new_session=True, **kw)
+            self._procs.add(proc)
+            return proc
+
+    def done(self, proc: subprocess.Popen) -> None:
+        with self._lock:
+            self._procs.discard(proc)
+
+    def signal_all(self, sig: int) -> None:
+        with self._lock:
+            self.stopping = True
+            for p in self._procs:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(p.pid, sig)
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM every running cell's group, SIGKILL what is left after ``grace`` seconds."""
+        self.signal_all(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            with self._lock:
+                if all(p.poll() is not None for p in self._procs):
+                    return
+            time.sleep(0.05)
+        self.signal_all(signal.SIGKILL)
+
+
+CHILDREN = _Children()
+
+
 def execute(job: Job, env: dict[str, str], launcher: str = "local") -> Outcome:
     """Run one cell to the end; the outcome is also written to ``job.status`` (JSON)."""
     job.log.parent.mkdir(parents=True, exist_ok=True)
     clear_dead_start(job.run_dir)
     started, t0 = now_utc(), time.monotonic()
+    child_env = {**os.environ, **env}
+    if "torch.distributed.run" not in job.argv:  # torchrun's ranks have torchrun as parent
+        child_env[PARENT_ENV] = str(os.getpid())
     with open(job.log, "ab") as log:
         log.write(f"# {started} {' '.join(job.argv)}\n".encode())
         log.flush()
         try:
-            rc = subprocess.run(list(job.argv), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env={**os.environ, **env},
-                                check=False).returncode  # fmt: skip
+            proc = CHILDREN.start(list(job.argv), stdout=log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, env=child_env)  # fmt: skip
+            try:
+                rc = proc.wait()
+            finally:
+                CHILDREN.done(proc)
         except OSError as e:
             log.write(f"cannot start: {e}\n".encode())
             rc = 127
@@ -177,10 +234,36 @@ def run_local(
             slots.put(k)
 
     outcomes = []
-    with ThreadPoolExecutor(max_workers=len(envs)) as pool:
-        futures = [pool.submit(work, j) for j in jobs]
-        for f in as_completed(futures):
-            outcome = f.result()
-            on_done(outcome)
-            outcomes.append(outcome)
+    CHILDREN.stopping = False
+    pool = ThreadPoolExecutor(max_workers=len(envs))
+    try:
+        with _signals_interrupt():
+            futures = [pool.submit(work, j) for j in jobs]
+            for f in as_completed(futures):
+                outcome = f.result()
+                on_done(outcome)
+                outcomes.append(outcome)
+    except BaseException:
+        CHILDREN.stop()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return outcomes
+
+
+@contextlib.contextmanager
+def _signals_interrupt():
+    """SIGTERM (like SIGINT) interrupts the main thread, which then stops the cells."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    before = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)

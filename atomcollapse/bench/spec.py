@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from atomcollapse.bench.tables import TableReader
-from atomcollapse.errors import InputError
+from atomcollapse.errors import InputError, not_a_file
 from atomcollapse.splits.config import METHODS, SplitConfig
 from atomcollapse.training.config import from_dict
 from atomcollapse.training.strategies import strategy_class, strategy_names
@@ -184,7 +184,7 @@ def load_spec(path: str | Path) -> Spec:
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise InputError("benchmark spec not found", file=path) from None
+        raise not_a_file(path, "benchmark spec") from None
     except IsADirectoryError:
         raise InputError("is a directory, not a benchmark spec", file=path) from None
     except tomllib.TOMLDecodeError as e:

@@ -156,11 +156,14 @@ def reexec_argv(argv: list[str]) -> list[str] | None:
 
 def entry() -> None:
     """Console-script entry: set the allocator thresholds (Linux), then run :func:`main`."""
+    from atomcollapse.process import die_with_parent
+
     env = allocator_env()
     argv = reexec_argv(sys.argv)
     if env is not None and argv is not None:
         with contextlib.suppress(OSError):  # run without them rather than fail
             os.execve(argv[0], argv, env)
+    die_with_parent()
     sys.exit(main())
 
 

@@ -44,10 +44,14 @@ def bench(
     out = out if out is not None else Path("results") / s.name
     if dry_run:
         _dry_run(s, out)
-    elif collect:
-        _finish(s, out, [])
-    else:
-        _run(s, out, jobs or s.run.jobs, launcher)
+        return
+    from atomcollapse.process import artifact_lock
+
+    with artifact_lock(out, "bench"):  # one bench per output folder
+        if collect:
+            _finish(s, out, [])
+        else:
+            _run(s, out, jobs or s.run.jobs, launcher)
 
 
 def _dry_run(spec, out: Path) -> None:

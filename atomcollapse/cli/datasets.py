@@ -1,4 +1,4 @@
-"""``atomcollapse datasets list|show``: what stores exist, their counts, elements and targets."""
+"""``atomcollapse datasets list|show|subset|verify``: what stores exist, their counts, elements and targets."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from atomcollapse.cli.common import console, state
+from atomcollapse.cli.common import console, err_console, state
 from atomcollapse.constants import QM9_BENCHMARK_TARGETS
-from atomcollapse.data.store import data_root, list_stores, open_store, store_path, write_subset
+from atomcollapse.data.store import data_root, list_stores, new_store_path, open_store, write_subset
+from atomcollapse.errors import InputError
 from atomcollapse.units import convert
 
 app = typer.Typer(help="List and describe dataset stores.", no_args_is_help=True)
@@ -23,19 +24,26 @@ def list_() -> None:
         console.print(f"no stores under {data_root(state.data_root) / 'stores'}")
         return
     t = Table("name", "kind", "structures", "atoms", "elements", "targets", "content hash")
+    broken = [s for s in stores if isinstance(s, InputError)]
     for s in stores:
+        if isinstance(s, InputError):
+            t.add_row(Path(s.file or "?").name, "[red]unreadable[/]", "", "", "", "", "")
+            continue
         m = s.manifest
         t.add_row(
             s.name, s.kind, f"{m['n_structures']:,}", f"{m['n_atoms']:,}", " ".join(m["elements"]),
             str(len(m["targets"])), m["content_hash"][:12],
         )  # fmt: skip
     console.print(t)
+    for e in broken:
+        err_console.print(f"[red]unreadable store[/]: {e.line()}", highlight=False, soft_wrap=True)
 
 
 @app.command("show")
 def show(name: str = typer.Argument(..., help="Store name or path.")) -> None:
     """Counts, elements and per-target statistics with units."""
     s = open_store(name, state.data_root)
+    s.verify_content()
     m = s.manifest
     console.print(f"[bold]{m['name']}[/] ({m['kind']}) at {s.path}")
     aps = m["atoms_per_structure"]
@@ -76,6 +84,23 @@ def subset(
 ) -> None:
     """A seeded random subset of a store, e.g. a small force-field set to ship with a checkpoint."""
     src = open_store(name, state.data_root)
-    target = Path(out) if ("/" in out or out.startswith(".")) else store_path(out, state.data_root)
+    as_path = "/" in out or out.startswith(".")
+    target = Path(out) if as_path else new_store_path(out, state.data_root)
     write_subset(src, n, target, name=target.name, seed=seed, overwrite=overwrite)
     console.print(f"wrote {target}: {n:,} of {len(src):,} structures of {src.name} (seed {seed})")
+
+
+@app.command("verify")
+def verify(name: str = typer.Argument(..., help="Store name or path.")) -> None:
+    """Re-hash every array of a store against its manifest (exit 2 when anything changed)."""
+    import time
+
+    s = open_store(name, state.data_root)
+    t0 = time.perf_counter()
+    s.verify_content(cached=False)
+    n = len(list(s.path.glob("*.npy")))
+    console.print(
+        f"[green]ok[/]: {s.name}: {n} arrays re-hashed in {time.perf_counter() - t0:.2f} s, "
+        f"content hash {s.content_hash[:16]} matches its manifest",
+        highlight=False,
+    )

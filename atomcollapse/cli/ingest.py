@@ -6,17 +6,23 @@ from pathlib import Path
 
 import typer
 
+from atomcollapse.artifacts import check_replaceable
 from atomcollapse.cli.common import console, state
 from atomcollapse.data.sources import Ingested
-from atomcollapse.data.store import store_path, write_store
+from atomcollapse.data.store import new_store_path, write_store
 
 app = typer.Typer(
     help="Read QM9, MatBench or extxyz data into a canonical dataset store.", no_args_is_help=True
 )
 
 
+def _target(name: str, overwrite: bool) -> None:
+    """Check the name and what is there before any reading or downloading."""
+    check_replaceable(new_store_path(name, state.data_root), "dataset", overwrite=overwrite)
+
+
 def _write(ing: Ingested, name: str, overwrite: bool) -> None:
-    target = store_path(name, state.data_root)
+    target = new_store_path(name, state.data_root)
     write_store(
         ing.structures, target, name=name, kind=ing.kind, source=ing.source,
         target_info=ing.target_info, extra=ing.extra, overwrite=overwrite,
@@ -26,7 +32,7 @@ def _write(ing: Ingested, name: str, overwrite: bool) -> None:
 
 
 def _exists(name: str) -> bool:
-    return (store_path(name, state.data_root) / "manifest.json").is_file()
+    return (new_store_path(name, state.data_root) / "manifest.json").is_file()
 
 
 @app.command("qm9")
@@ -57,6 +63,7 @@ def qm9(
     if skip_existing and _exists(name):
         console.print(f"store [bold]{name}[/] exists; skipping ingest")
         return
+    _target(name, overwrite)
     from atomcollapse.data.sources.qm9 import load_qm9
 
     ing = load_qm9(
@@ -84,6 +91,7 @@ def matbench(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
 ) -> None:
     """A MatBench structure task: pymatgen structures and their target."""
+    _target(name or task, overwrite)
     from atomcollapse.data.sources.matbench import load_matbench
 
     ing = load_matbench(task, source, folds=folds, download=download, data_root=state.data_root)
@@ -105,6 +113,7 @@ def extxyz(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
 ) -> None:
     """Force-field frames (energy in eV, forces in eV/A, stress in GPa) into a force-field store."""
+    _target(name, overwrite)
     from atomcollapse.data.sources.extxyz import load_extxyz
 
     ing = load_extxyz(files, energy_key=energy_key, forces_key=forces_key)

@@ -32,10 +32,11 @@ def report(
 
     if fmt not in FORMATS:
         raise InputError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    _check_out(out, overwrite)
+    _check_out(out, "report", overwrite)
     agg = aggregate(load_runs(runs))
     if out is not None:
-        written = write_report(agg, out, plots=plots, overwrite=overwrite)
+        inputs = {"runs": [str(p.resolve()) for p in runs]}
+        written = write_report(agg, out, plots=plots, overwrite=overwrite, inputs=inputs)
     if fmt == "table":
         render_rich(agg, console)
     else:
@@ -44,14 +45,17 @@ def report(
         err_console.print(f"wrote {len(written)} files to {out}", highlight=False)
 
 
-def write_report(agg, out: Path, *, plots: bool, overwrite: bool) -> list[Path]:
-    """Every format plus the figures, written into ``out`` atomically."""
+def write_report(
+    agg, out: Path, *, plots: bool, overwrite: bool, inputs: dict | None = None
+) -> list[Path]:
+    """Every format plus the figures and a manifest, written into ``out`` atomically."""
     from atomcollapse.analysis.plots import report_plots
     from atomcollapse.analysis.report import render, summary_frame
-    from atomcollapse.artifacts import atomic_directory
+    from atomcollapse.artifacts import MANIFEST, atomic_directory, header, write_json_atomic
 
     names = {"md": "report.md", "csv": "report.csv", "latex": "report.tex", "json": "report.json"}
-    with atomic_directory(out, overwrite=overwrite) as tmp:
+    with atomic_directory(out, kind="report", overwrite=overwrite) as tmp:
+        write_json_atomic(tmp / MANIFEST, header("report", inputs=inputs))
         for fmt, name in names.items():
             (tmp / name).write_text(render(agg, fmt))
         summary_frame(agg).to_csv(tmp / "summary.csv", index=False, float_format="%.8g")
@@ -122,7 +126,7 @@ def collapse(
     for name, (v, lo) in limits.items():
         if v < lo:
             raise InputError(f"{name} must be at least {lo}, got {v}")
-    _check_out(out, overwrite)
+    _check_out(out, "collapse", overwrite)
     cfg = CollapseSettings(layer=layer, max_per_class=max_per_class, seed=seed, edges=edges,
                            tsne=tsne, tsne_max_iter=tsne_max_iter, projections=projections,
                            batch_size=batch_size, threads=threads)  # fmt: skip
@@ -131,7 +135,9 @@ def collapse(
     with _torch_threads(threads):
         result, sample, notes = run_collapse(inputs, cfg)
     if out is not None:
-        write_collapse(result, sample, out, notes=notes, overwrite=overwrite)
+        made_from = {"pretrained": str(pretrained.resolve()),
+                     "runs": [str(p.resolve()) for p in run_dirs or []]}  # fmt: skip
+        write_collapse(result, sample, out, notes=notes, overwrite=overwrite, inputs=made_from)
     if fmt == "table":
         render_collapse(result.rows, "table", console)
         for n in notes:
@@ -142,10 +148,12 @@ def collapse(
         err_console.print(f"wrote {out}", highlight=False)
 
 
-def _check_out(out: Path | None, overwrite: bool) -> None:
-    """Refuse an existing --out before any work is done (the write itself checks again)."""
-    if out is not None and out.exists() and not overwrite:
-        raise InputError("already exists (pass --overwrite to replace it)", file=out)
+def _check_out(out: Path | None, kind: str, overwrite: bool) -> None:
+    """Refuse an --out that may not be written before any work is done (the write checks again)."""
+    from atomcollapse.artifacts import check_replaceable
+
+    if out is not None:
+        check_replaceable(out, kind, overwrite=overwrite)
 
 
 @contextlib.contextmanager

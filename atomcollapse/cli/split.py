@@ -75,6 +75,7 @@ def make(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing split.")] = False,
 ) -> None:
     """Make a split artifact (train, val, id_test, ood_test) of DATASET."""
+    from atomcollapse.artifacts import check_replaceable
     from atomcollapse.data.store import open_store
     from atomcollapse.splits import SplitConfig, make_split
 
@@ -86,9 +87,9 @@ def make(
         labels=labels, n_folds=n_folds, fold=fold, n_clusters=n_clusters,
     )  # fmt: skip
     cfg.validate()
-    if out.exists() and not overwrite:
-        raise InputError("already exists (pass --overwrite to replace it)", file=out)
+    check_replaceable(out, "split", overwrite=overwrite)
     store = open_store(dataset, state.data_root)
+    store.verify_content()
     split = make_split(store, cfg)
     split.save(out, overwrite=overwrite)
     c = split.counts()

@@ -8,6 +8,9 @@ renamed into place, so a killed ingest never leaves a half-written store.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +36,8 @@ from atomcollapse.errors import InputError
 
 SCHEMA_VERSION = 1
 DATA_ROOT_ENV = "ATOMCOLLAPSE_DATA"
+#: where verified content fingerprints are cached (default: $XDG_CACHE_HOME/atomcollapse)
+CACHE_ENV = "ATOMCOLLAPSE_CACHE"
 _CORE = ("numbers", "positions", "offsets", "cell", "pbc", "ids")
 _PREFIX = {
     "columns": "col.",
@@ -53,6 +58,32 @@ def store_path(name_or_path: str | Path, root: str | Path | None = None) -> Path
     if (p / MANIFEST).is_file():
         return p
     return data_root(root) / "stores" / str(name_or_path)
+
+
+def check_store_name(name: str) -> str:
+    """A store name is a plain folder name under ``<root>/stores``: not empty, not ``.``/``..``,
+    no path separator, no leading dot (hidden names are the store layer's temporary files)."""
+    bad = (
+        not name
+        or name != name.strip()
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or "\0" in name
+        or name.startswith(".")
+    )
+    if bad:
+        raise InputError(
+            f"invalid store name {name!r}: use a plain name (letters, digits, -, _), without "
+            "path separators, not empty, not '.' or '..'",
+            file="--name",
+        )
+    return name
+
+
+def new_store_path(name: str, root: str | Path | None = None) -> Path:
+    """Where a new store called ``name`` goes: ``<root>/stores/<name>`` (the name checked)."""
+    return data_root(root) / "stores" / check_store_name(name)
 
 
 def _arrays_of(s: Structures) -> dict[str, np.ndarray]:
@@ -129,10 +160,14 @@ def write_store(
         "source": source,
         "extra": extra or {},
         "content_hash": sha256_arrays(arrays),
+        "arrays": {
+            k: {"dtype": a.dtype.str, "shape": list(a.shape), "sha256": sha256_arrays({k: a})}
+            for k, a in arrays.items()
+        },
         "created_by": {"tool": "atomcollapse", "version": code_version()},
         "created_at": now_utc(),
     }
-    with atomic_directory(target, overwrite=overwrite) as tmp:
+    with atomic_directory(target, kind="dataset", overwrite=overwrite) as tmp:
         for key, arr in arrays.items():
             np.save(tmp / f"{key}.npy", arr, allow_pickle=False)
         write_json_atomic(tmp / MANIFEST, manifest)
@@ -173,6 +208,76 @@ class Store:
                 file=self.path,
             )
         self._cache: dict[str, np.ndarray] = {}
+        self.check_files()
+
+    def expected_arrays(self) -> dict[str, tuple[int, ...] | None]:
+        """Every array file the manifest implies, with its leading dimension(s) (None: any)."""
+        m = self.manifest
+        n, atoms = int(m["n_structures"]), int(m["n_atoms"])
+        want: dict[str, tuple[int, ...] | None] = {
+            "numbers": (atoms,), "positions": (atoms, 3), "offsets": (n + 1,),
+            "cell": (n, 3, 3), "pbc": (n, 3), "ids": (n,),
+        }  # fmt: skip
+        for c in m.get("columns", []):
+            want[f"col.{c}"] = (n,)
+        for t in m.get("targets", {}):
+            want[f"target.{t}"] = (n,)
+        for k in m.get("atom_arrays", {}):
+            want[f"atom.{k}"] = (atoms,)
+        for k in m.get("structure_arrays", {}):
+            want[f"struct.{k}"] = (n,)
+        return want
+
+    def check_files(self) -> None:
+        """Cheap, every open: each array file exists, has the shape the manifest implies (and
+        records), and the size its header promises (a truncated file fails here)."""
+        recorded = self.manifest.get("arrays", {})
+        try:
+            want = self.expected_arrays()
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputError(
+                f"corrupt manifest ({e!r} missing or invalid)", file=self.path / MANIFEST
+            ) from None
+        for key, lead in want.items():
+            f = self.path / f"{key}.npy"
+            shape, dtype = _npy_header(f)
+            rec = recorded.get(key)
+            if rec is not None and (
+                list(shape) != rec.get("shape") or dtype.str != rec.get("dtype")
+            ):
+                raise InputError(
+                    f"holds {dtype.str} {list(shape)}, the manifest records {rec.get('dtype')} "
+                    f"{rec.get('shape')}",
+                    file=f,
+                )
+            if lead is not None and tuple(shape[: len(lead)]) != lead:
+                raise InputError(
+                    f"has shape {list(shape)}, the manifest implies {list(lead)} first", file=f
+                )
+
+    def fingerprint(self) -> str:
+        """Names, sizes, modification and change times of the array files: what the verified
+        content cache is keyed by (a rewrite changes the change time, even with mtime reset)."""
+        h = hashlib.sha256(self.content_hash.encode())
+        for f in sorted(self.path.glob("*.npy")):
+            st = f.stat()
+            h.update(
+                f"{f.name} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino}".encode()
+            )
+        return h.hexdigest()
+
+    def verify_content(self, *, cached: bool = True) -> bool:
+        """Re-hash the arrays against the manifest (InputError on a mismatch). With ``cached``, a
+        store whose files are unchanged since its last successful check is not re-hashed; returns
+        whether it was."""
+        key, fp = str(self.path.resolve()), self.fingerprint()
+        cache = _read_cache()
+        if cached and cache.get(key) == fp:
+            return False
+        self.verify()
+        cache[key] = fp
+        _write_cache(cache)
+        return True
 
     def _load(self, key: str) -> np.ndarray:
         if key not in self._cache:
@@ -285,16 +390,77 @@ class Store:
         )  # fmt: skip
 
     def verify(self) -> None:
-        """Recompute the content hash; raise InputError when the files were altered."""
-        keys = [p.stem for p in self.path.glob("*.npy")]
-        arrays = {k: np.load(self.path / f"{k}.npy", allow_pickle=False) for k in keys}
-        if sha256_arrays(arrays) != self.content_hash:
-            raise InputError(
-                "content hash mismatch: the store's files were modified", file=self.path
-            )
+        """Recompute the content hash over every array; InputError when the files were altered
+        (naming the changed array where the manifest records per-array hashes)."""
+        keys = sorted(p.name[: -len(".npy")] for p in self.path.glob("*.npy"))
+        arrays = {}
+        for k in keys:
+            try:
+                arrays[k] = np.load(self.path / f"{k}.npy", mmap_mode="r", allow_pickle=False)
+            except (ValueError, OSError) as e:
+                raise InputError(f"unreadable array ({e})", file=self.path / f"{k}.npy") from None
+        if sha256_arrays(arrays) == self.content_hash:
+            return
+        recorded = self.manifest.get("arrays", {})
+        extra = sorted(set(keys) - set(self.expected_arrays()))
+        changed = [k for k in keys if k in recorded
+                   and sha256_arrays({k: arrays[k]}) != recorded[k].get("sha256")]  # fmt: skip
+        what = (f"{', '.join(f'{k}.npy' for k in changed)} changed" if changed else
+                f"unexpected {', '.join(f'{k}.npy' for k in extra)}" if extra else
+                "an array's values changed")  # fmt: skip
+        raise InputError(
+            f"content hash mismatch: {what} since the store was written; re-ingest it",
+            file=self.path,
+        )
 
     def elements(self) -> list[str]:
         return list(self.manifest["elements"])
+
+
+def _npy_header(f: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from a ``.npy`` header, checking the file holds every byte they imply."""
+    if not f.is_file():
+        raise InputError("array file missing from the store; re-ingest it", file=f)
+    try:
+        with open(f, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0)  # fmt: skip
+            shape, _, dtype = read(fh)
+            start = fh.tell()
+    except (ValueError, OSError, EOFError) as e:
+        raise InputError(f"not a readable .npy array ({e})", file=f) from None
+    if dtype.hasobject:
+        raise InputError("holds Python objects, not numbers or text; refusing it", file=f)
+    size = start + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    actual = f.stat().st_size
+    if actual != size:
+        raise InputError(
+            f"truncated or padded: {actual:,} bytes, its header implies {size:,}", file=f
+        )
+    return tuple(shape), dtype
+
+
+def _cache_file() -> Path:
+    base = os.environ.get(CACHE_ENV) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "atomcollapse",
+    )
+    return Path(base) / "verified-stores.json"
+
+
+def _read_cache() -> dict[str, str]:
+    try:
+        data = json.loads(_cache_file().read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_cache(cache: dict[str, str]) -> None:
+    """Best effort: a cache that cannot be written only means the next check re-hashes."""
+    with contextlib.suppress(OSError):
+        write_json_atomic(_cache_file(), cache)
 
 
 def subset_structures(s: Structures, rows: np.ndarray) -> Structures:
@@ -342,11 +508,21 @@ def open_store(name_or_path: str | Path, root: str | Path | None = None) -> Stor
     return Store(store_path(name_or_path, root))
 
 
-def list_stores(root: str | Path | None = None) -> list[Store]:
+def list_stores(root: str | Path | None = None) -> list[Store | InputError]:
+    """Every store under ``<root>/stores`` (hidden temporaries skipped); one that cannot be
+    opened is its InputError, so that one broken store does not hide the others."""
     base = data_root(root) / "stores"
     if not base.is_dir():
         return []
-    return [Store(p) for p in sorted(base.iterdir()) if (p / MANIFEST).is_file()]
+    found: list[Store | InputError] = []
+    for p in sorted(base.iterdir()):
+        if p.name.startswith(".") or not (p / MANIFEST).is_file():
+            continue
+        try:
+            found.append(Store(p))
+        except InputError as e:
+            found.append(e)
+    return found
 
 
 __all__ = [

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from atomcollapse.artifacts import MANIFEST, now_utc, write_json_atomic
-from atomcollapse.data.store import Store, data_root, open_store, write_store
+from atomcollapse.artifacts import check_replaceable, now_utc, write_json_atomic
+from atomcollapse.data.store import Store, data_root, new_store_path, open_store, write_store
 from atomcollapse.errors import InputError
 from atomcollapse.forcefield import xtb
 from atomcollapse.forcefield.chunks import (
@@ -207,14 +207,33 @@ def run_label_job(
     max_chunks: int | None = None,
     on_progress: Progress | None = None,
 ) -> LabelOutcome:
+    """Run (or resume) ``job``; stop after ``max_chunks`` new chunks when given. The store's
+    lock is held throughout (one labelling job per store name)."""
+    from atomcollapse.process import artifact_lock
+
+    with artifact_lock(new_store_path(job.name, root), "label"):
+        return _run_label_job(job, root=root, workers=workers, resume=resume,
+                              overwrite=overwrite, max_chunks=max_chunks,
+                              on_progress=on_progress)  # fmt: skip
+
+
+def _run_label_job(
+    job: LabelJob,
+    *,
+    root: str | Path | None = None,
+    workers: int | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    max_chunks: int | None = None,
+    on_progress: Progress | None = None,
+) -> LabelOutcome:
     """Run (or resume) ``job``; stop after ``max_chunks`` new chunks when given."""
     workers = default_workers() if workers is None else workers
     if workers < 1:
         raise InputError("--workers must be at least 1")
     store = open_store(job.store, root)
-    target = data_root(root) / "stores" / job.name
-    if (target / MANIFEST).exists() and not overwrite:
-        raise InputError("store already exists (pass --overwrite to replace it)", file=target)
+    target = new_store_path(job.name, root)
+    check_replaceable(target, "dataset", overwrite=overwrite)
     config, rows = _plan(job, store, root)
     wd = work_dir(job.name, root)
     _open_work(wd, config, resume)

@@ -28,7 +28,7 @@ import torch
 
 from atomcollapse.artifacts import code_version as current_code_version
 from atomcollapse.artifacts import sha256_file, write_json_atomic
-from atomcollapse.errors import InputError
+from atomcollapse.errors import InputError, not_a_file
 from atomcollapse.models.heads import build_head
 from atomcollapse.models.model import AtomisticModel
 
@@ -72,16 +72,37 @@ def save_checkpoint(
     return path
 
 
+def load_plain(path: str | Path, what: str) -> Any:
+    """``torch.load(weights_only=True)``: tensors and plain containers, never code. Whatever
+    goes wrong is one short InputError naming ``path`` (not PyTorch's paragraph)."""
+    import pickle
+    import zipfile
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "global" in str(e).lower():  # torch names the global it refused to import
+            raise InputError(
+                f"not an atomcollapse {what}: it holds objects other than tensors and plain "
+                "containers (refusing to load it)",
+                file=path,
+            ) from None
+        raise InputError(f"not a readable {what} (corrupt PyTorch data)", file=path) from None
+    except (zipfile.BadZipFile, EOFError) as e:
+        raise InputError(f"not a readable {what} (truncated or corrupt: {e})", file=path) from None
+    except Exception as e:  # a corrupt file can fail anywhere inside the unpickler
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if len(first) > 100:
+            first = type(e).__name__
+        raise InputError(f"not a readable {what} ({first})", file=path) from None
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint's payload, validated; InputError for a missing, corrupt or foreign file."""
     path = Path(path)
     if not path.is_file():
-        raise InputError("checkpoint not found", file=path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a corrupt file can fail anywhere inside the unpickler
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise InputError(f"not a readable checkpoint ({reason[:120]})", file=path) from None
+        raise not_a_file(path, "checkpoint file")
+    payload = load_plain(path, "checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError("not an atomcollapse checkpoint", file=path)
     if payload.get("version") != VERSION:

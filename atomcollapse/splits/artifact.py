@@ -96,7 +96,7 @@ class Split:
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the artifact directory atomically; the manifest gets the split hash."""
         self.manifest["split_hash"] = self.hash
-        with atomic_directory(path, overwrite=overwrite) as tmp:
+        with atomic_directory(path, kind="split", overwrite=overwrite) as tmp:
             arrays: dict[str, Any] = {"partition": np.asarray(self.codes, np.uint8), **self.labels}
             np.savez_compressed(tmp / CODES_FILE, **arrays)
             write_json_atomic(tmp / MANIFEST, self.manifest)

@@ -62,7 +62,14 @@ def verify_split(
     except InputError as e:
         rep._add("dataset hash", e.problem)
         return rep
-    rep._add("dataset hash", None, f"matches {store.name} ({store.content_hash[:12]})")
+    try:
+        store.verify_content(cached=False)
+    except InputError as e:
+        rep._add("dataset hash", f"{e.file}: {e.problem}")
+        return rep
+    rep._add(
+        "dataset hash", None, f"matches {store.name} ({store.content_hash[:12]}), arrays re-hashed"
+    )
     codes = split.codes
     bad = ~np.isin(codes, [*range(len(PARTITIONS)), EXCLUDED])
     counts_ok = partition_counts(codes) == split.manifest.get("counts")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from atomcollapse.errors import InputError
+from atomcollapse.errors import InputError, not_a_file
 
 try:
     import tomllib
@@ -158,8 +158,8 @@ def load_config(
         source = str(path)
         try:
             data = tomllib.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise InputError("config file not found", file=path) from None
+        except (FileNotFoundError, IsADirectoryError):
+            raise not_a_file(path, "config file") from None
         except tomllib.TOMLDecodeError as e:
             raise InputError(f"invalid TOML ({e})", file=path) from None
     for key, value in (overrides or {}).items():
@@ -303,7 +303,8 @@ def validate(cfg: TrainConfig, source: str = "configuration") -> None:
     for key, what in getattr(s.settings, "problems", list)():
         need(False, f"strategy.{key}", what)
     need(cfg.epochs > 0 or cfg.steps > 0, "epochs", "or 'steps' must be positive")
-    need(cfg.epochs >= 0 and cfg.steps >= 0, "steps", "must not be negative")
+    need(cfg.epochs >= 0, "epochs", f"must not be negative, got {cfg.epochs}")
+    need(cfg.steps >= 0, "steps", f"must not be negative, got {cfg.steps}")
     for key in ("batch_size", "eval_batch_size"):
         problem = batch_size_problem(getattr(cfg, key))
         need(problem is None, key, str(problem))
@@ -324,8 +325,13 @@ def validate(cfg: TrainConfig, source: str = "configuration") -> None:
         "device",
         "must be auto, cpu or cuda",
     )
-    need(o.lr > 0, "optim.lr", "must be positive")
-    need(0 < o.lr_end <= o.lr, "optim.lr_end", "must satisfy 0 < lr_end <= lr")
+    need(o.lr > 0, "optim.lr", f"(--lr) must be positive, got {o.lr:g}")
+    need(o.lr_end > 0, "optim.lr_end", f"must be positive, got {o.lr_end:g}")
+    need(
+        o.lr_end <= o.lr,
+        "optim.lr",
+        f"(--lr) {o.lr:g} is below optim.lr_end {o.lr_end:g}; raise --lr or lower optim.lr_end",
+    )
     need(o.decay_steps > 0, "optim.decay_steps", "must be positive")
     need(o.warmup_steps >= 0 and o.weight_decay >= 0, "optim.warmup_steps", "must not be negative")
     need(all(0 <= b < 1 for b in o.betas), "optim.betas", "must lie in [0, 1)")

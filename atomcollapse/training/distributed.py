@@ -10,8 +10,11 @@ handle poorly).
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,6 +38,19 @@ class DistInfo:
 
 def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+@contextlib.contextmanager
+def main_rank_lock(target: str | Path, command: str) -> Iterator[bool]:
+    """The artifact lock of ``target``, held by the main rank (the only one that writes);
+    yields whether this process holds it."""
+    from atomcollapse.process import artifact_lock
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield False
+        return
+    with artifact_lock(target, command):
+        yield True
 
 
 def init(device: torch.device) -> DistInfo:

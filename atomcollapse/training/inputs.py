@@ -133,6 +133,7 @@ def check_inputs(inp: TrainInputs, cfg: TrainConfig) -> Checked:
     store = open_store(inp.data, inp.data_root)
     split = load_split(inp.split)
     split.check_dataset(store)
+    store.verify_content()
     if not cfg.target:
         raise InputError("no target given (--target)")
     store.target(cfg.target)
@@ -171,6 +172,8 @@ def check_inputs(inp: TrainInputs, cfg: TrainConfig) -> Checked:
         aux, aux_dropped, aux_notes = _aux(inp, cfg, seeds, pretrained, store, split, forgetting)
         dropped.update(aux_dropped)
         notes += aux_notes
+    for other in {id(s.store): s.store for s in (aux, forgetting) if s is not None}.values():
+        other.verify_content()
     run = RunDir.prepare(inp.out, resume=inp.resume, overwrite=inp.overwrite)
     return Checked(store, split, strategy, seeds, rows, pretrained, aux, run, dropped, notes,
                    forgetting)  # fmt: skip

@@ -31,7 +31,7 @@ from atomcollapse.training.model_setup import (
     painn_args,
     store_elements,
 )
-from atomcollapse.training.rundir import save_torch_atomic
+from atomcollapse.training.rundir import load_resume_state, restore, save_resume_state
 from atomcollapse.training.schedule import build_optimizer
 from atomcollapse.training.seeding import Seeds, make_deterministic, permutation
 from atomcollapse.training.strategies import Pretrain
@@ -62,9 +62,29 @@ def state_path(out: Path) -> Path:
     return out.with_name(out.name + ".state.pt")
 
 
+def _check_checkpoint(out: Path) -> None:
+    """``--overwrite`` replaces only an atomcollapse checkpoint."""
+    from atomcollapse.models.checkpoint import read_checkpoint
+
+    try:
+        read_checkpoint(out)
+    except InputError:
+        raise InputError(
+            "is not an atomcollapse checkpoint; --overwrite replaces only a checkpoint that "
+            "atomcollapse made",
+            file=out,
+        ) from None
+
+
 def run_pretrain(inp: PretrainInputs, cfg: TrainConfig) -> dict[str, Any]:
-    """Pretrain and write the checkpoint; returns the held-out metrics."""
+    """Pretrain and write the checkpoint (holding its lock); returns the held-out metrics."""
+    with distributed.main_rank_lock(inp.out, "pretrain"):
+        return _run_pretrain(inp, cfg)
+
+
+def _run_pretrain(inp: PretrainInputs, cfg: TrainConfig) -> dict[str, Any]:
     store = open_store(inp.data, inp.data_root)
+    store.verify_content()
     store.target("energy")
     store.atom_array("forces")
     out = Path(inp.out)
@@ -72,6 +92,8 @@ def run_pretrain(inp: PretrainInputs, cfg: TrainConfig) -> dict[str, Any]:
         raise InputError("checkpoint already exists (pass --overwrite to replace it)", file=out)
     if out.exists() and out.is_dir():
         raise InputError("is a directory; --out names the checkpoint file", file=out)
+    if out.exists() and inp.overwrite:
+        _check_checkpoint(out)
     seeds = Seeds.from_seed(cfg.seed, cfg.init_seed, cfg.data_seed)
     train_rows, val_rows = holdout(len(store), cfg.val_fraction, seeds.split)
     if cfg.max_train and cfg.max_train < len(train_rows):
@@ -119,15 +141,13 @@ def _pretrain(inp, cfg, store, seeds, train_rows, val_rows, dist, dev) -> dict[s
         eval_every_steps=cfg.eval_every_steps,
         state_every_steps=cfg.state_every_steps,
         dist=dist,
-        save_state=lambda s: save_torch_atomic(s, state_path(out)),
+        save_state=lambda s: save_resume_state(s, state_path(out)),
         log=log_lines.append,
         progress=main and want_progress(inp.progress),
         autocast=autocast_factory(dev, cfg.bf16),
     )
     if inp.resume and state_path(out).is_file():
-        import torch
-
-        loop.load_state_dict(torch.load(state_path(out), map_location="cpu", weights_only=False))
+        restore(loop, load_resume_state(state_path(out)), state_path(out))
     final = loop.run()
     if final.best_model is not None:
         model.load_state_dict(final.best_model)

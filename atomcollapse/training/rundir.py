@@ -4,7 +4,9 @@
 config.json       the fully resolved configuration
 manifest.json     split / checkpoint / data hashes, seeds, code version, status
 train.log         one line per evaluation (appended; a resumed run notes where it resumed)
-state.pt          resumable state (model, optimiser, streams, RNGs, step, best, early stop)
+state.pt          resumable state (model, optimiser, streams, RNGs, step, best, early stop):
+                  tensors and plain containers only, read back with ``weights_only=True`` so
+                  that a crafted file can never run code
 best.pt, last.pt  checkpoints (best = lowest validation MAE)
 metrics.json      final metrics (written last: its presence marks a finished run)
 predictions.csv   id, partition, target, prediction, reference, unit
@@ -14,7 +16,9 @@ predictions.csv   id, partition, target, prediction, reference, unit
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -49,6 +53,73 @@ def save_torch_atomic(obj: Any, path: str | Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+#: marks a resume state written by this code (and the layout :func:`load_resume_state` reads)
+STATE_FORMAT = "atomcollapse.resume-state/1"
+_STATE_KEYS = {"loop", "model", "optimizer", "streams", "torch_rng", "cuda_rng"}
+
+
+def save_resume_state(state: dict[str, Any], path: str | Path) -> None:
+    """Write a :meth:`Loop.state_dict` as tensors and plain containers only (atomically).
+
+    The loop's dataclass becomes a plain dict so that the file loads with ``weights_only=True``.
+    """
+    loop = state["loop"]
+    plain = dict(loop) if isinstance(loop, dict) else dataclasses.asdict(loop)
+    save_torch_atomic({**state, "loop": plain, "format": STATE_FORMAT}, path)
+
+
+def load_resume_state(path: str | Path) -> dict[str, Any]:
+    """Read a resume state without executing anything: ``torch.load(weights_only=True)``.
+
+    A crafted pickle, a foreign file or a state of another layout is one InputError naming
+    ``path``; the loop state comes back as the dataclass :class:`Loop` expects.
+    """
+    from atomcollapse.models.checkpoint import load_plain
+    from atomcollapse.training.loop import LoopState
+
+    path = Path(path)
+    try:
+        state = load_plain(path, "resume state")
+    except InputError as e:
+        raise InputError(f"{e.problem}; delete it or pass --overwrite", file=path) from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise InputError(
+            f"not a resume state of this atomcollapse version (expected format {STATE_FORMAT}); "
+            "delete it or pass --overwrite",
+            file=path,
+        )
+    missing = sorted(_STATE_KEYS - set(state))
+    loop = state.get("loop")
+    names = {f.name for f in dataclasses.fields(LoopState)}
+    if missing or not isinstance(loop, dict) or set(loop) != names:
+        what = f"missing {', '.join(missing)}" if missing else "its loop state has other fields"
+        raise InputError(f"incomplete resume state ({what})", file=path)
+    if (
+        not isinstance(loop["step"], int)
+        or loop["step"] < 0
+        or not isinstance(loop["best_score"], float)
+        or math.isnan(loop["best_score"])
+    ):
+        raise InputError("resume state holds an impossible step or best score", file=path)
+    return {**state, "loop": LoopState(**loop)}
+
+
+def restore(loop: Any, state: dict[str, Any], path: str | Path) -> None:
+    """``loop.load_state_dict(state)``, a state that does not fit the model being one line."""
+    try:
+        loop.load_state_dict(state)
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as e:
+        raise InputError(
+            f"resume state does not fit this run ({type(e).__name__}: {_first_line(e)})",
+            file=path,
+        ) from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else "")[:200]
 
 
 class RunDir:
@@ -99,6 +170,15 @@ class RunDir:
                 f"cannot create the run directory ({e.strerror})", file=self.path
             ) from None
 
+    def clean_temporaries(self) -> None:
+        """Remove temporary files a killed writer left inside the run (call under its lock)."""
+        if self.path.is_dir():
+            for p in self.path.glob(".*.tmp"):
+                p.unlink(missing_ok=True)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
     @property
     def finished(self) -> bool:
         return (self.path / METRICS).is_file()
@@ -126,16 +206,11 @@ class RunDir:
             f.write(f"{now_utc()} {line}\n")
 
     def save_state(self, state: dict[str, Any]) -> None:
-        save_torch_atomic(state, self.path / STATE)
+        save_resume_state(state, self.path / STATE)
 
     def load_state(self) -> dict[str, Any] | None:
         f = self.path / STATE
-        if not f.is_file():
-            return None
-        try:
-            return torch.load(f, map_location="cpu", weights_only=False)
-        except Exception as e:  # a torn file cannot happen (atomic), a foreign one can
-            raise InputError(f"unreadable resume state ({type(e).__name__})", file=f) from None
+        return load_resume_state(f) if f.is_file() else None
 
     def drop_state(self) -> None:
         with contextlib.suppress(FileNotFoundError):

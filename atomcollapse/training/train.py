@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ from atomcollapse.training.model_setup import (
     painn_args,
     store_elements,
 )
-from atomcollapse.training.rundir import BEST, CONFIG, LAST, METRICS, RunDir
+from atomcollapse.training.rundir import BEST, CONFIG, LAST, METRICS, STATE, RunDir, restore
 from atomcollapse.training.schedule import build_optimizer
 from atomcollapse.training.seeding import make_deterministic
 from atomcollapse.training.strategies import steps_for_primary_batches
@@ -120,7 +121,15 @@ def _tensor_hash(module: torch.nn.Module) -> str:
 
 
 def run_train(inp: TrainInputs, cfg: TrainConfig) -> dict[str, Any]:
-    """Train (or resume, or report a finished run); returns the metrics."""
+    """Train (or resume, or report a finished run) holding the run directory's lock (one
+    writer; the main rank holds it for all); returns the metrics."""
+    with distributed.main_rank_lock(inp.out, "train") as holder:
+        if holder:
+            RunDir(inp.out).clean_temporaries()
+        return _run_train(inp, cfg)
+
+
+def _run_train(inp: TrainInputs, cfg: TrainConfig) -> dict[str, Any]:
     c = check_inputs(inp, cfg)
     ident = _identity(inp, cfg, c)
     run = c.run
@@ -261,11 +270,13 @@ def _train(inp, cfg, c: Checked, ident, dist, dev, resuming) -> dict[str, Any]:
     sess = build_session(inp, cfg, c, dist, dev)
     model, loop, total, main = sess.model, sess.loop, sess.total, dist.is_main
     state = run.load_state() if resuming else None
+    fresh = False
     if state is not None:
-        loop.load_state_dict(state)
+        restore(loop, state, run.file(STATE))
         if main:
             run.log(f"resumed at step {loop.state.step}")
     elif main:
+        fresh = not run.path.exists() or not any(run.path.iterdir())
         run.create(overwrite=inp.overwrite)
         run.write_json(CONFIG, cfg.to_dict())
         run.write_json(
@@ -278,7 +289,12 @@ def _train(inp, cfg, c: Checked, ident, dist, dev, resuming) -> dict[str, Any]:
         for note in c.drop_notes:
             run.log(note)
     distributed.barrier(dist)
-    final = loop.run()
+    try:
+        final = loop.run()
+    except Exception:
+        if main and fresh and not run.file(STATE).exists():
+            run.remove()  # it made the folder and nothing resumable is in it: leave no trace
+        raise
     last_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if final.best_model is not None:
         model.load_state_dict(final.best_model)
@@ -349,7 +365,9 @@ def _manifest(inp, cfg, c: Checked, ident, head_hash, total, dist, dev) -> dict[
         "unit": info["unit"],
         "report_unit": info.get("report_unit", info["unit"]),
         **ident,
-        "split": {**ident["split"], "path": str(inp.split)},
+        # absolute, so that report and collapse find them from any folder
+        "dataset": {**ident["dataset"], "path": str(c.store.path.resolve())},
+        "split": {**ident["split"], "path": str(Path(inp.split).resolve())},
         "loss_convention": cfg.loss_convention,
         "feature_layer": cfg.head.feature_layer,
         "batch_size": str(cfg.batch_size),
@@ -357,7 +375,7 @@ def _manifest(inp, cfg, c: Checked, ident, head_hash, total, dist, dev) -> dict[
         "aux_weight": s.get("aux_weight"),
         "aux_labels": labels,
         "aux_label_source": label_source,
-        "pretrained_path": str(inp.pretrained) if inp.pretrained else None,
+        "pretrained_path": _absolute(inp.pretrained),
         "pretrained_name": (c.pretrained.meta.get("name") if c.pretrained else None),
         "heads": heads,
         "property_head_init_hash": head_hash,
@@ -375,6 +393,13 @@ def _manifest(inp, cfg, c: Checked, ident, head_hash, total, dist, dev) -> dict[
         "code_version": code_version(),
         "created_at": now_utc(),
     }
+
+
+def _absolute(p: Any) -> str | None:
+    """A path made absolute; a registry name (``ani1x``, ``scheme:...``) as given."""
+    if not p:
+        return None
+    return str(Path(p).resolve()) if Path(p).exists() else str(p)
 
 
 def _checkpoint_meta(cfg, c: Checked, ident, store: Store) -> tuple[list[str], dict[str, Any]]:

@@ -211,11 +211,9 @@ def test_cli_report_bad_input(tmp_path, capsys, case):
         args += ["--out", str(tmp_path / "out")]
     rc = main(args)
     captured = capsys.readouterr()
-    if case == "corrupt":  # a corrupt metrics file is a flagged run, not a failure
-        assert rc == 0
-        assert "corrupt JSON" in json.loads(captured.out)["excluded"][0]["reason"]
-        return
     assert rc == 2
+    if case == "corrupt":  # bad input: one line naming the file (issue 15)
+        assert f"{bad}: corrupt JSON" in captured.err
     assert captured.err.startswith("error:") and len(captured.err.strip().splitlines()) == 1
     if case == "exists":
         assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]

@@ -3,7 +3,9 @@
 It reads the same arguments, resolves the configuration with the real loader and writes the
 manifest, config, metrics and predictions that ``train`` writes (the fields the bench matches
 on), with made-up errors. ``FAKE_TRAIN_FAIL=<strategy>`` makes that strategy exit 3 with an
-error line; ``FAKE_TRAIN_CALLS=<file>`` appends one line per call.
+error line; ``FAKE_TRAIN_CALLS=<file>`` appends one line per call; ``FAKE_TRAIN_PIDS=<file>``
+appends its process id and ``FAKE_TRAIN_SLEEP=<s>`` makes it wait that long first (the signal
+tests). Like the real command it asks to die with the bench that started it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,7 @@ import pandas as pd
 
 from atomcollapse.artifacts import sha256_file, write_json_atomic
 from atomcollapse.data.store import open_store
+from atomcollapse.process import die_with_parent
 from atomcollapse.splits.artifact import load_split
 from atomcollapse.training.config import load_config
 
@@ -31,6 +35,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--resume", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
+    die_with_parent()
+    if os.environ.get("FAKE_TRAIN_PIDS"):
+        with open(os.environ["FAKE_TRAIN_PIDS"], "a") as f:
+            f.write(f"{os.getpid()}\n")
+    time.sleep(float(os.environ.get("FAKE_TRAIN_SLEEP", "0")))
     if os.environ.get("FAKE_TRAIN_CALLS"):
         with open(os.environ["FAKE_TRAIN_CALLS"], "a") as f:
             f.write(f"{a.strategy} {a.seed} threads={os.environ.get('OMP_NUM_THREADS')}\n")

@@ -20,7 +20,7 @@ from atomcollapse.artifacts import sha256_file
 from atomcollapse.data.schema import pack
 from atomcollapse.data.sources import Ingested
 from atomcollapse.data.sources.matbench import reduced_formula
-from atomcollapse.errors import InputError
+from atomcollapse.errors import InputError, not_a_file
 from atomcollapse.units import EV_A3_GPA
 
 _EXPECTED_UNITS = {"energy_unit": "eV", "forces_unit": "eV/A", "stress_unit": "eV/A^3"}
@@ -47,7 +47,7 @@ def read_frames(path: Path) -> list[Any]:
     import ase.io
 
     if not path.is_file():
-        raise InputError("file not found", file=path)
+        raise not_a_file(path)
     if path.stat().st_size == 0:
         raise InputError("empty file, no frames", file=path.name)
     try:

@@ -38,7 +38,7 @@ from atomcollapse.data.download import fetch
 from atomcollapse.data.schema import pack
 from atomcollapse.data.sources import Ingested
 from atomcollapse.data.store import data_root as _data_root
-from atomcollapse.errors import InputError
+from atomcollapse.errors import InputError, not_a_file
 
 URL = "https://ml.materialsproject.org/projects/{task}.json.gz"
 FOLDS_FILE = "matbench_v0.1_validation.json"
@@ -152,7 +152,7 @@ def _hook(d: dict[str, Any]) -> Any:
 def read_split_json(path: Path) -> dict[str, Any]:
     """Parse a (gzipped) pandas split-orient JSON, decoding structure dicts on the fly."""
     if not path.is_file():
-        raise InputError("file not found", file=path)
+        raise not_a_file(path)
     try:
         with open(path, "rb") as f:
             gz = f.read(2) == b"\x1f\x8b"
@@ -252,7 +252,7 @@ def default_folds_file(root: str | Path | None = None) -> Path | None:
 def assign_folds(task: str, ids: list[str], path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     """Test-fold index of every structure, from a matbench validation file; checks coverage."""
     if not path.is_file():
-        raise InputError("folds file not found", file=path)
+        raise not_a_file(path, "folds file")
     try:
         doc = json.loads(path.read_text())
         splits = doc["splits"]

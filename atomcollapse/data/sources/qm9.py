@@ -30,7 +30,7 @@ from atomcollapse.data.download import fetch
 from atomcollapse.data.schema import Structures
 from atomcollapse.data.sources import Ingested
 from atomcollapse.data.sources.qm9_common import QM9Records, file_entry, qm9_id
-from atomcollapse.errors import InputError
+from atomcollapse.errors import InputError, not_a_file
 
 TARBALL_NAME = "dsgdb9nsd.xyz.tar.bz2"
 TARBALL_URL = "https://springernature.figshare.com/ndownloader/files/3195389"
@@ -199,7 +199,7 @@ def read_uncharacterized(path: str | Path) -> list[int]:
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError("file not found", file=path)
+        raise not_a_file(path)
     try:
         lines = path.read_text(encoding="utf-8", errors="strict").splitlines()
     except UnicodeDecodeError:

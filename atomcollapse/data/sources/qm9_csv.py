@@ -30,7 +30,7 @@ from atomcollapse.data.sources.qm9_common import (
     file_entry,
     qm9_id,
 )
-from atomcollapse.errors import InputError
+from atomcollapse.errors import InputError, not_a_file
 
 #: qm9pack column of each target, in QM9_XYZ_ORDER.
 QM9PACK_TARGET_COLUMNS: dict[str, str] = {
@@ -88,7 +88,7 @@ def read_qm9pack_csv(paths: list[Path], drop: frozenset[int] = frozenset()) -> Q
 def _read_part(path: Path, drop: frozenset[int]) -> QM9Records:
     name = path.name
     if not path.is_file():
-        raise InputError("file not found", file=path)
+        raise not_a_file(path)
     try:
         header = pd.read_csv(path, nrows=0).columns
         missing = [c for c in _COLUMNS if c not in header]
