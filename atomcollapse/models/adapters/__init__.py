@@ -7,12 +7,14 @@ name               model                       elements                      ext
 ``ani1x:K``        ANI-1x member K (0..7)      H, C, N, O (molecules only)   ``ani``
 ``ani1ccx``        ANI-1ccx, 8-member ensemble H, C, N, O (molecules only)   ``ani``
 ``sevennet-0``     SevenNet-0 (MPtrj)          89 elements, periodic         ``sevenn``
+``so3lr``          SO3LR (so3krates-torch)     H C N O F P S Cl, periodic    ``so3lr``
 =================  ==========================  ============================  ===============
 
 :func:`load_pretrained` gives the backbone with its own pretrained energy head (``"energy"``,
 eV) for MFT; a strategy adds the new property head. Importing this package registers the adapter
 types in the checkpoint registries (``BACKBONES``, ``HEADS``) so that checkpoints of adapted models
-save and load like native ones; torchani / sevenn are imported only when a model is built.
+save and load like native ones; torchani / sevenn / so3krates-torch are imported only when a
+model is built.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from atomcollapse.models.model import AtomisticModel
 if TYPE_CHECKING:
     from atomcollapse.models.adapters.ani import AniBackbone
     from atomcollapse.models.adapters.sevenn import SevenNetBackbone
+    from atomcollapse.models.adapters.so3lr import So3lrBackbone
 
 __all__ = [
     "PretrainedSpec", "describe_drop", "is_pretrained_name", "load_pretrained",
@@ -43,7 +46,11 @@ __all__ = [
 ]  # fmt: skip
 
 ANI_ELEMENTS = (1, 6, 7, 8)
-_NAME = re.compile(r"^(?P<base>ani1x|ani1ccx|sevennet-0)(?::(?P<index>\d+))?$")
+_NAME = re.compile(r"^(?P<base>ani1x|ani1ccx|sevennet-0|so3lr)(?::(?P<index>\d+))?$")
+#: backbone type -> the extra that installs its package
+EXTRAS = {"ani": "ani", "sevennet": "sevenn", "so3lr": "so3lr"}
+#: single-model weight sets: name -> backbone type
+_SINGLE = {"sevennet-0": "sevennet", "so3lr": "so3lr"}
 
 
 @dataclass(frozen=True)
@@ -51,25 +58,26 @@ class PretrainedSpec:
     """A pretrained weight set by name: which adapter, which weights, which ensemble member."""
 
     name: str
-    kind: str  # "ani" | "sevennet"
+    kind: str  # "ani" | "sevennet" | "so3lr"
     weights: str
     model_index: int | None = None
 
     @property
     def extra(self) -> str:
-        return "ani" if self.kind == "ani" else "sevenn"
+        return EXTRAS[self.kind]
 
 
 def parse_name(name: str) -> PretrainedSpec | None:
-    """The spec for a pretrained name (``ani1x``, ``ani1x:3``, ``sevennet-0``), else None."""
+    """The spec for a pretrained name (``ani1x``, ``ani1x:3``, ``sevennet-0``, ``so3lr``), else
+    None."""
     m = _NAME.match(str(name).strip().lower())
     if m is None:
         return None
     base, index = m.group("base"), m.group("index")
-    if base == "sevennet-0":
+    if base in _SINGLE:
         if index is not None:
-            raise InputError(f"SevenNet-0 is a single model; {name!r} names a member")
-        return PretrainedSpec(name=base, kind="sevennet", weights=base)
+            raise InputError(f"{base} is a single model; {name!r} names a member")
+        return PretrainedSpec(name=base, kind=_SINGLE[base], weights=base)
     return PretrainedSpec(
         name=str(name).strip().lower(), kind="ani", weights=base,
         model_index=None if index is None else int(index),
@@ -105,12 +113,26 @@ def _sevennet_head(feature_dim: int, **kwargs: Any) -> torch.nn.Module:
     return SevenNetEnergyHead(feature_dim, **kwargs)
 
 
+def _so3lr_backbone(**kwargs: Any) -> So3lrBackbone:
+    from atomcollapse.models.adapters.so3lr import So3lrBackbone
+
+    return So3lrBackbone(**kwargs)
+
+
+def _so3lr_head(feature_dim: int, **kwargs: Any) -> torch.nn.Module:
+    from atomcollapse.models.adapters.so3lr import So3lrEnergyHead
+
+    return So3lrEnergyHead(feature_dim, **kwargs)
+
+
 def register() -> None:
     """Add the adapter types to the checkpoint registries (idempotent)."""
     register_backbone("ani", _ani_backbone)
     register_backbone("sevennet", _sevennet_backbone)
+    register_backbone("so3lr", _so3lr_backbone)
     HEADS.setdefault("ani-energy", _ani_head)  # type: ignore[arg-type]
     HEADS.setdefault("sevennet-energy", _sevennet_head)  # type: ignore[arg-type]
+    HEADS.setdefault("so3lr-energy", _so3lr_head)  # type: ignore[arg-type]
 
 
 def load_pretrained(name_or_path: str | Path) -> AtomisticModel:
@@ -134,10 +156,14 @@ def load_pretrained_with_meta(name_or_path: str | Path) -> tuple[AtomisticModel,
         backbone = _ani_backbone(weights=spec.weights, model_index=spec.model_index)
         head = _ani_head(backbone.feature_dim, weights=spec.weights, model_index=spec.model_index)
         elements, package = ANI_ELEMENTS, "torchani"
-    else:
+    elif spec.kind == "sevennet":
         backbone = _sevennet_backbone(weights=spec.weights)
         head = _sevennet_head(backbone.feature_dim, weights=spec.weights)
         elements, package = backbone.elements, "sevenn"
+    else:
+        backbone = _so3lr_backbone(weights=spec.weights)
+        head = _so3lr_head(backbone.feature_dim, weights=spec.weights)
+        elements, package = backbone.elements, "so3krates-torch"
     model = AtomisticModel(backbone, {"energy": head})
     digest = sha256_arrays({k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
     meta = {
@@ -152,9 +178,9 @@ def scratch_backbone(model_args: dict[str, Any], seed: int) -> Backbone:
     """The adapter's architecture with random weights drawn from ``seed`` (the scratch arm)."""
     args = dict(model_args)
     kind = args.pop("type", None)
-    if kind not in ("ani", "sevennet"):
+    if kind not in EXTRAS:
         raise InputError(f"not an adapter backbone type: {kind!r}")
-    backbone = cast("AniBackbone | SevenNetBackbone", BACKBONES[kind](**args))
+    backbone = cast("AniBackbone | SevenNetBackbone | So3lrBackbone", BACKBONES[kind](**args))
     backbone.reinitialize(seed)
     return backbone
 
