@@ -76,7 +76,7 @@ def train(
     seed: Annotated[int | None, _opt("--seed", "Seed of init, data order, task draws.")] = None,
     pretrained: Annotated[
         Path | None,
-        _opt("--pretrained", "Pretrained checkpoint, or ani1x | ani1x:K | ani1ccx | sevennet-0."),
+        _opt("--pretrained", "Pretrained checkpoint, or ani1x[:K] | ani1ccx | sevennet-0 | so3lr."),
     ] = None,
     ff_data: Annotated[str | None, _opt("--ff-data", "Force-field store (mft).")] = None,
     forgetting_data: Annotated[

@@ -73,6 +73,16 @@ ENTRIES: tuple[ModelEntry, ...] = (
         energy_head="readout (two linear maps) + per-element scale and shift",
         names=("sevennet-0", "sevennet-l3i5"),
     ),
+    ModelEntry(
+        name="so3lr", pattern=r"so3lr", module="atomcollapse.models.adapters.so3lr",
+        backbone_types=("so3lr",), head_types=("so3lr-energy",),
+        elements="H, C, N, O, F, P, S, Cl (molecules; periodic too)", extra="so3lr",
+        package="so3krates_torch",
+        backbone="embeddings and the 3 Euclidean-transformer layers (invariant features)",
+        energy_head="atomic-energy MLP + ZBL + partial-charge electrostatics + Hirshfeld "
+        "dispersion (12 A); charges and ratios are read from the last features",
+        names=("so3lr",),
+    ),
 )  # fmt: skip
 
 

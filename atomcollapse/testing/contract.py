@@ -26,6 +26,8 @@ from atomcollapse.models.model import AtomisticModel
 Factory = Callable[[], AtomisticModel]
 Structure = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
 RTOL, ATOL = 1e-9, 1e-9
+#: Li, O, Si: the species of the random crystals, unless a backbone's element set lacks them
+CRYSTAL_SPECIES = (3, 8, 14)
 
 
 def random_molecule(rng: np.random.Generator, n: int, spread: float = 1.6) -> Structure:
@@ -38,11 +40,23 @@ def random_molecule(rng: np.random.Generator, n: int, spread: float = 1.6) -> St
     return rng.choice([1, 6, 7, 8], size=n), pos, None, None
 
 
-def random_crystal(rng: np.random.Generator, n: int = 3) -> Structure:
-    """A small triclinic cell (edges ~3 A) with ``n`` atoms, periodic in all directions."""
+def random_crystal(
+    rng: np.random.Generator, n: int = 3, species: Sequence[int] = CRYSTAL_SPECIES
+) -> Structure:
+    """A small triclinic cell (edges ~3 A) with ``n`` atoms of ``species``, periodic in all
+    directions."""
     cell = np.diag([3.0, 3.2, 3.4]) + rng.uniform(-0.5, 0.5, size=(3, 3))
     frac = rng.uniform(size=(n, 3))
-    return rng.choice([3, 8, 14], size=n), frac @ cell, cell, np.ones(3, bool)
+    return rng.choice(list(species), size=n), frac @ cell, cell, np.ones(3, bool)
+
+
+def crystal_species(model: AtomisticModel) -> tuple[int, ...]:
+    """:data:`CRYSTAL_SPECIES`, or the three heaviest elements of a backbone's ``elements`` when
+    it declares a set without them."""
+    known = getattr(model.backbone, "elements", None)
+    if known is None or set(CRYSTAL_SPECIES) <= set(known):
+        return CRYSTAL_SPECIES
+    return tuple(sorted(int(z) for z in known)[-3:])
 
 
 def make_batch(structures: Sequence[Structure], cutoff: float) -> AtomsBatch:
@@ -116,7 +130,7 @@ def check_periodic_rotation(factory: Factory, seed: int = 1) -> None:
     """A crystal rotated with its cell keeps its energy; forces rotate with it."""
     rng = np.random.default_rng(seed)
     model = _model(factory)
-    z, p, cell, pbc = random_crystal(rng)
+    z, p, cell, pbc = random_crystal(rng, species=crystal_species(model))
     ref = predict(model, [(z, p, cell, pbc)])
     rot = _rotation(rng)
     out = predict(model, [(z, p @ rot.T + 0.7, cell @ rot.T, pbc)])
@@ -142,7 +156,7 @@ def check_forces_finite_differences(factory: Factory, seed: int = 3, h: float = 
     rng = np.random.default_rng(seed)
     model = _model(factory)
     mol = random_molecule(rng, 6)
-    crystal = random_crystal(rng, 2)
+    crystal = random_crystal(rng, 2, crystal_species(model))
     for z, p, cell, pbc in (mol, crystal):
         forces = predict(model, [(z, p, cell, pbc)])["forces"].numpy()
         fd = np.zeros_like(p)
@@ -161,7 +175,8 @@ def check_batch_independence(factory: Factory, seed: int = 4) -> None:
     """A structure's outputs do not depend on what else is in its batch."""
     rng = np.random.default_rng(seed)
     model = _model(factory)
-    a, b, c = random_molecule(rng, 6), random_molecule(rng, 9), random_crystal(rng)
+    a, b = random_molecule(rng, 6), random_molecule(rng, 9)
+    c = random_crystal(rng, species=crystal_species(model))
     alone = predict(model, [b])
     together = predict(model, [a, b, c])
     n_a, n_b = len(a[0]), len(b[0])
@@ -175,7 +190,7 @@ def check_supercell(factory: Factory, seed: int = 5) -> None:
     (cutoff larger than the cell, so atoms see their own periodic images)."""
     rng = np.random.default_rng(seed)
     model = _model(factory)
-    z, p, cell, pbc = random_crystal(rng)
+    z, p, cell, pbc = random_crystal(rng, species=crystal_species(model))
     assert cell is not None
     assert model.backbone.cutoff > np.linalg.norm(cell, axis=1).max(), "cutoff must exceed the cell"
     ref = predict(model, [(z, p, cell, pbc)])

@@ -19,11 +19,8 @@ import torch
 from atomcollapse.errors import InputError
 from atomcollapse.models import adapters
 from atomcollapse.models.adapters.elements import element_table, species_of
-from atomcollapse.models.checkpoint import load_checkpoint, save_checkpoint
-from atomcollapse.models.heads import PropertyHead
-from atomcollapse.models.model import AtomisticModel
 from atomcollapse.units import HARTREE_EV
-from tests.models import contract
+from tests.models import adapter_checks, contract
 
 
 def _need(package: str, extra: str) -> None:
@@ -75,13 +72,7 @@ def test_rows_with_elements_drops_and_counts():
     assert line.startswith("left out 1 of 4 train structures") and "H, C, N, O" in line
 
 
-# ---- shared checks --------------------------------------------------------------------------
-
-
-def _with_property_head(model: AtomisticModel) -> AtomisticModel:
-    heads = dict(model.heads)
-    heads["property"] = PropertyHead(model.backbone.feature_dim, readout="mean", seed=2)
-    return AtomisticModel(model.backbone, heads)
+# ---- shared checks ---------------------------------------------------------------------------
 
 
 def _check_molecule_forces(factory, seed: int = 3, h: float = 1e-5) -> None:
@@ -113,42 +104,6 @@ def _check_molecule_batch(factory, seed: int = 4) -> None:
     torch.testing.assert_close(together["forces"][3:9], alone["forces"], rtol=1e-9, atol=1e-9)
 
 
-def _check_blocks(backbone, n_layers: int) -> None:
-    blocks = backbone.parameter_blocks()
-    assert [b for b, _ in blocks] == ["embedding", *(f"layer{k}" for k in range(1, n_layers + 1))]
-    ids = [id(p) for _, params in blocks for p in params]
-    assert len(ids) == len(set(ids)) and set(ids) == {id(p) for p in backbone.parameters()}
-    assert all(params for name, params in blocks if name != "embedding")
-
-
-def _check_checkpoint_round_trip(model: AtomisticModel, structures, elements, tmp_path) -> None:
-    """A trained (perturbed) adapted model saves and loads with the same outputs."""
-    model = _with_property_head(copy.deepcopy(model)).float().eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.01 * torch.sin(torch.arange(p.numel(), dtype=p.dtype)).view_as(p))
-    path = save_checkpoint(tmp_path / "adapted.pt", model, elements=elements)
-    loaded, meta = load_checkpoint(path)
-    assert meta["model_args"]["backbone"]["type"] == model.backbone.model_args()["type"]
-    a = contract.predict(model.double(), structures)
-    b = contract.predict(loaded.double().eval(), structures)
-    for key in a:
-        torch.testing.assert_close(b[key], a[key], rtol=1e-12, atol=1e-10)
-
-
-def _check_training_step(model: AtomisticModel, structures) -> None:
-    """An energy + force loss reaches every block and the energy head (MFT trains them)."""
-    model = _with_property_head(copy.deepcopy(model)).float().train()
-    batch = contract.make_batch(structures, model.backbone.cutoff).to("cpu", torch.float32)
-    out = model(batch, tasks=("energy", "property"), compute_forces=True)
-    loss = out["energy"].square().mean() + out["forces"].square().mean() + out["property"].sum()
-    loss.backward()
-    for name, params in model.backbone.parameter_blocks():
-        grads = [p.grad for p in params if p.requires_grad]
-        assert name == "embedding" or any(g is not None and g.abs().max() > 0 for g in grads), name
-    assert all(p.grad is not None for p in model.heads["energy"].parameters() if p.requires_grad)
-
-
 # ---- ANI-1x ---------------------------------------------------------------------------------
 
 
@@ -159,7 +114,7 @@ def ani():
 
 
 def _ani_factory(ani):
-    return lambda: _with_property_head(copy.deepcopy(ani[0]))
+    return lambda: adapter_checks.with_property_head(copy.deepcopy(ani[0]))
 
 
 @pytest.mark.parametrize(
@@ -179,7 +134,7 @@ def test_ani_energies_equal_torchani():
 
     from atomcollapse.models.adapters.ani import _builtin
 
-    model = _with_property_head(adapters.load_pretrained("ani1x")).double().eval()
+    model = adapter_checks.with_property_head(adapters.load_pretrained("ani1x")).double().eval()
     reference = copy.deepcopy(_builtin("ani1x")).double()
     mols = [molecule(name) for name in ("CH4", "H2O", "C6H6", "CH3CONH2")]
     for atoms in mols:
@@ -210,7 +165,7 @@ def test_ani_features_blocks_and_refusals(ani):
     out = backbone(batch)
     assert [t.shape[1] for t in out.layers] == [384, 160, 128, 96] and backbone.feature_dim == 96
     assert out.node is out.layers[-1] and out.edge is None
-    _check_blocks(backbone, 3)
+    adapter_checks.check_blocks(backbone, 3)
     assert backbone.model_args() == {"type": "ani", "weights": "ani1x", "model_index": 0}
     periodic = replace(batch, cell=torch.eye(3)[None] * 10, pbc=torch.ones(1, 3, dtype=torch.bool))
     with pytest.raises(InputError, match="periodic"):
@@ -223,8 +178,8 @@ def test_ani_checkpoint_training_and_scratch(ani, tmp_path):
     model = ani[0]
     rng = np.random.default_rng(6)
     mols = [contract.random_molecule(rng, 4), contract.random_molecule(rng, 7)]
-    _check_checkpoint_round_trip(model, mols, ["H", "C", "N", "O"], tmp_path)
-    _check_training_step(model, mols)
+    adapter_checks.check_checkpoint_round_trip(model, mols, ["H", "C", "N", "O"], tmp_path)
+    adapter_checks.check_training_step(model, mols)
     args = model.backbone.model_args()
     a, b = adapters.scratch_backbone(args, 1), adapters.scratch_backbone(args, 1)
     c = adapters.scratch_backbone(args, 2)
@@ -245,7 +200,7 @@ def sevennet():
 @pytest.mark.slow
 @pytest.mark.parametrize("check", contract.ALL_CHECKS, ids=lambda c: c.__name__)
 def test_sevennet_contract(sevennet, check):
-    check(lambda: _with_property_head(copy.deepcopy(sevennet[0])))
+    check(lambda: adapter_checks.with_property_head(copy.deepcopy(sevennet[0])))
 
 
 @pytest.mark.slow
@@ -287,9 +242,9 @@ def test_sevennet_features_blocks_checkpoint_and_training(sevennet, tmp_path):
     crystal = contract.random_crystal(rng, 2)
     out = backbone(contract.make_batch([crystal], backbone.cutoff).to("cpu", torch.float32))
     assert len(out.layers) == 6 and all(t.shape == (2, 128) for t in out.layers)
-    _check_blocks(backbone, 5)
-    _check_checkpoint_round_trip(model, [crystal], meta["elements"], tmp_path)
-    _check_training_step(model, [crystal, contract.random_molecule(rng, 4)])
+    adapter_checks.check_blocks(backbone, 5)
+    adapter_checks.check_checkpoint_round_trip(model, [crystal], meta["elements"], tmp_path)
+    adapter_checks.check_training_step(model, [crystal, contract.random_molecule(rng, 4)])
     scratch = adapters.scratch_backbone(backbone.model_args(), 3)
     first = next(scratch.blocks[0].parameters())
     assert not torch.equal(first, next(backbone.blocks[0].parameters()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -59,3 +60,21 @@ def test_throughput_benchmark_refuses_cuda_without_a_gpu():
     out = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1].endswith("no CUDA device is available")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("so3krates_torch") is None, reason="the 'so3lr' extra is absent"
+)
+def test_adapter_step_benchmark_quick_on_synthetic_molecules(tmp_path):
+    cmd = [sys.executable, str(ROOT / "benchmarks/bench_adapter_step.py"), "--pretrained",
+           "so3lr", "--quick", "--data-root", str(tmp_path), "--threads", "1"]  # fmt: skip
+    out = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=600, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "random QM9-like molecules" in out.stdout
+    records = [json.loads(line[5:]) for line in out.stdout.splitlines() if line.startswith("PERF ")]
+    assert [r["metric"].split(" (")[0] for r in records] == [
+        "property step per molecule", "property peak RSS",
+        "energy+forces step per molecule", "energy+forces peak RSS",
+    ]  # fmt: skip
+    assert all(r["ours"] > 0 for r in records)

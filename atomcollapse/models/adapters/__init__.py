@@ -8,6 +8,7 @@ name               model                       elements                      ext
 ``ani1ccx``        ANI-1ccx, 8-member ensemble H, C, N, O (molecules only)   ``ani``
 ``sevennet-0``     SevenNet-0 (MPtrj)          89 elements, periodic         ``sevenn``
 ``sevennet-l3i5``  SevenNet-l3i5 (MPtrj)       89 elements, periodic         ``sevenn``
+``so3lr``          SO3LR (so3krates-torch)     H C N O F P S Cl, periodic    ``so3lr``
 =================  ==========================  ============================  ===============
 
 Which module builds which name, and the backbone/head types of checkpoints, is the registry's
