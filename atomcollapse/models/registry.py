@@ -73,6 +73,16 @@ ENTRIES: tuple[ModelEntry, ...] = (
         energy_head="readout (two linear maps) + per-element scale and shift",
         names=("sevennet-0", "sevennet-l3i5"),
     ),
+    ModelEntry(
+        name="chgnet", pattern=r"chgnet(:(0\.3\.0|0\.2\.0|r2scan))?",
+        module="atomcollapse.models.adapters.chgnet", backbone_types=("chgnet",),
+        head_types=("chgnet-energy",), elements="94 elements (Z 1-94, H-Pu), periodic or not",
+        extra="chgnet", package="chgnet",
+        backbone="atom/bond/angle embeddings and 4 interaction blocks (64 atom features each)",
+        energy_head="readout norm + per-atom MLP + fixed per-element AtomRef (MP2020-corrected "
+        "MPtrj energies for 0.3.0/0.2.0)",
+        names=("chgnet", "chgnet:0.3.0", "chgnet:0.2.0", "chgnet:r2scan"),
+    ),
 )  # fmt: skip
 
 
