@@ -37,6 +37,7 @@ class ModelEntry:
     backbone: str  # what the backbone is
     energy_head: str  # what the energy head (MFT's force-field head) is
     names: tuple[str, ...] = ()  # the names a listing shows (every weight set)
+    hint: str = ""  # what its variants are: said when a name of the family is not one of them
 
     def matches(self, name: str) -> bool:
         return re.fullmatch(self.pattern, name.strip().lower()) is not None
@@ -57,6 +58,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
         energy_head="the members' last linear layers (averaged) + self-atomic energies",
         names=("ani1x", "ani1x:0", "ani1x:1", "ani1x:2", "ani1x:3", "ani1x:4", "ani1x:5",
                "ani1x:6", "ani1x:7"),
+        hint="ani1x:K is ensemble member K, model_index 0..7",
     ),
     ModelEntry(
         name="ani1ccx", pattern=r"ani1ccx(:[0-7])?", module="atomcollapse.models.adapters.ani",
@@ -64,6 +66,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
         extra="ani", package="torchani", backbone=_ANI_BACKBONE,
         energy_head="the members' last linear layers (averaged) + self-atomic energies",
         names=("ani1ccx",),
+        hint="the 8-member ensemble only",
     ),
     ModelEntry(
         name="sevennet", pattern=r"sevennet-(0|l3i5)", module="atomcollapse.models.adapters.sevenn",
@@ -72,6 +75,18 @@ ENTRIES: tuple[ModelEntry, ...] = (
         backbone="embedding and interaction blocks (scalar channels per block as features)",
         energy_head="readout (two linear maps) + per-element scale and shift",
         names=("sevennet-0", "sevennet-l3i5"),
+        hint="each weight set is a single model",
+    ),
+    ModelEntry(
+        name="chgnet", pattern=r"chgnet(:(0\.3\.0|0\.2\.0|r2scan))?",
+        module="atomcollapse.models.adapters.chgnet", backbone_types=("chgnet",),
+        head_types=("chgnet-energy",), elements="94 elements (Z 1-94, H-Pu), periodic or not",
+        extra="chgnet", package="chgnet",
+        backbone="atom/bond/angle embeddings and 4 interaction blocks (64 atom features each)",
+        energy_head="readout norm + per-atom MLP + fixed per-element AtomRef (MP2020-corrected "
+        "MPtrj energies for 0.3.0/0.2.0)",
+        names=("chgnet", "chgnet:0.3.0", "chgnet:0.2.0", "chgnet:r2scan"),
+        hint="chgnet:VERSION, default 0.3.0",
     ),
     ModelEntry(
         name="so3lr", pattern=r"so3lr", module="atomcollapse.models.adapters.so3lr",
@@ -82,6 +97,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
         energy_head="atomic-energy MLP + ZBL + partial-charge electrostatics + Hirshfeld "
         "dispersion (12 A); charges and ratios are read from the last features",
         names=("so3lr",),
+        hint="a single model",
     ),
 )  # fmt: skip
 
@@ -90,6 +106,16 @@ def entry_for(name: str) -> ModelEntry | None:
     """The entry whose pattern takes ``name``, else None."""
     for entry in ENTRIES:
         if entry.matches(str(name)):
+            return entry
+    return None
+
+
+def family_for(name: str) -> ModelEntry | None:
+    """The entry with a name of the same family as ``name`` (the part before ``:``), else None:
+    ``chgnet:9.9`` is a CHGNet name with an unknown version, not a checkpoint path."""
+    base = str(name).strip().lower().partition(":")[0]
+    for entry in ENTRIES:
+        if any(n.partition(":")[0] == base for n in entry.names or (entry.name,)):
             return entry
     return None
 
@@ -106,6 +132,12 @@ def load_named(name: str) -> tuple[Any, dict[str, Any]]:
     """``(model, meta)`` of a registered pretrained name; InputError for an unknown one."""
     entry = entry_for(name)
     if entry is None:
+        family = family_for(name)
+        if family is not None:
+            raise InputError(
+                f"unknown {family.name} weights {name!r} ({family.hint}); known: "
+                f"{', '.join(family.names or (family.name,))}"
+            )
         raise InputError(f"unknown pretrained model {name!r}; known: {', '.join(known_names())}")
     return _module(entry).load(name.strip().lower())
 

@@ -39,7 +39,7 @@ def painn_args(cfg: ModelConfig) -> dict[str, Any]:
 
 def new_backbone(args: dict[str, Any], seed: int) -> Backbone:
     """A randomly initialised backbone from ``model_args``: PaiNN, or an adapter's architecture
-    (``ani``, ``sevennet``) with random weights (the scratch arm of a bundled model)."""
+    (``ani``, ``sevennet``, ``chgnet``) with random weights (the scratch arm of a bundled model)."""
     args = dict(args)
     kind = args.get("type", "painn")
     if kind != "painn":
@@ -117,7 +117,7 @@ def load_pretrained(path: str | Path) -> tuple[AtomisticModel, dict[str, Any], s
     """The pretrained model, its metadata and its hash; it must carry an energy head.
 
     ``path`` is a checkpoint file or a bundled model's name (``ani1x``, ``ani1x:0``,
-    ``ani1ccx``, ``sevennet-0``): its hash is then the sha256 of its weights.
+    ``ani1ccx``, ``sevennet-0``, ``chgnet``): its hash is then the sha256 of its weights.
     """
     if adapters.is_pretrained_name(path):
         model, meta, digest = adapters.load_pretrained_with_meta(str(path))

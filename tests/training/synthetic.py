@@ -104,3 +104,33 @@ def write_ff_store(path: Path, n: int = 60, seed: int = 1, name: str = "ff") -> 
     return write_store(
         s, path, name=name, kind="forcefield", source={"format": "synthetic"}, target_info=info
     )
+
+
+def write_crystal_store(path: Path, n: int = 24, seed: int = 2, name: str = "crystals") -> Path:
+    """Small periodic cells (edges ~3.5 A, 2-3 atoms of Li, O, Si at least 1.6 A apart) with a
+    ``gap`` target (eV, intensive: a smooth function of volume per atom and composition)."""
+    rng = np.random.default_rng(seed)
+    numbers, positions, cells, gaps = [], [], [], []
+    while len(numbers) < n:
+        cell = np.diag([3.4, 3.6, 3.8]) + rng.uniform(-0.3, 0.3, size=(3, 3))
+        k = int(rng.integers(2, 4))
+        frac = rng.uniform(size=(k, 3))
+        d = frac[:, None, :] - frac[None, :, :]
+        d -= np.round(d)
+        r = np.linalg.norm(d @ cell, axis=-1)[np.triu_indices(k, 1)]
+        if r.min() < 1.6:
+            continue
+        z = rng.choice([3, 8, 14], size=k)
+        volume = abs(np.linalg.det(cell)) / k
+        gaps.append(1.0 + 0.05 * volume + 0.3 * np.mean(z == 8))
+        numbers.append(z)
+        positions.append(frac @ cell)
+        cells.append(cell)
+    s = pack(numbers, positions, ids=[f"x{i:04d}" for i in range(n)], cells=cells,
+             pbcs=[np.ones(3, bool)] * n)  # fmt: skip
+    s.targets["gap"] = np.array(gaps)
+    s.target_units["gap"] = "eV"
+    info = {"gap": {"readout": "mean", "report_unit": "meV"}}
+    return write_store(
+        s, path, name=name, kind="crystals", source={"format": "synthetic"}, target_info=info
+    )

@@ -9,6 +9,8 @@ name               model                       elements                      ext
 ``sevennet-0``     SevenNet-0 (MPtrj)          89 elements, periodic         ``sevenn``
 ``sevennet-l3i5``  SevenNet-l3i5 (MPtrj)       89 elements, periodic         ``sevenn``
 ``so3lr``          SO3LR (so3krates-torch)     H C N O F P S Cl, periodic    ``so3lr``
+``chgnet``         CHGNet 0.3.0 (MPtrj)        94 elements (H-Pu), periodic  ``chgnet``
+``chgnet:V``       CHGNet 0.3.0, 0.2.0, r2scan 94 elements (H-Pu), periodic  ``chgnet``
 =================  ==========================  ============================  ===============
 
 Which module builds which name, and the backbone/head types of checkpoints, is the registry's
@@ -36,8 +38,11 @@ __all__ = [
 
 
 def is_pretrained_name(name_or_path: str | Path) -> bool:
-    """True when ``name_or_path`` is a registered pretrained name and no such file exists."""
-    return registry.entry_for(str(name_or_path)) is not None and not Path(name_or_path).exists()
+    """True when ``name_or_path`` is a registered pretrained name, or a name of a registered
+    family with an unknown variant (``chgnet:9.9``: refused by name), and no such file exists."""
+    name = str(name_or_path)
+    known = registry.entry_for(name) or registry.family_for(name)
+    return known is not None and not Path(name_or_path).exists()
 
 
 def load_pretrained(name_or_path: str | Path) -> AtomisticModel:
