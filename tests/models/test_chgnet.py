@@ -15,12 +15,10 @@ from atomcollapse.errors import InputError
 from atomcollapse.models import adapters, registry
 from atomcollapse.models.adapters import chgnet as adapter
 from tests.models import contract
-from tests.models.test_adapters import (
-    _check_blocks,
-    _check_checkpoint_round_trip,
-    _check_training_step,
-    _with_property_head,
-)
+from tests.models.adapter_checks import check_blocks as _check_blocks
+from tests.models.adapter_checks import check_checkpoint_round_trip as _check_checkpoint_round_trip
+from tests.models.adapter_checks import check_training_step as _check_training_step
+from tests.models.adapter_checks import with_property_head as _with_property_head
 
 pytest.importorskip("chgnet.model", reason="the 'chgnet' extra (chgnet==0.4.2) is not installed")
 
