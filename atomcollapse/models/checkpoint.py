@@ -33,6 +33,7 @@ from atomcollapse.models.base import Backbone
 from atomcollapse.models.heads import build_head
 from atomcollapse.models.model import AtomisticModel
 from atomcollapse.models.painn import PaiNN
+from atomcollapse.process import fault
 
 FORMAT = "atomcollapse-checkpoint"
 VERSION = 1
@@ -73,6 +74,7 @@ def save_checkpoint(
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
+        fault("checkpoint-tmp-written")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
