@@ -161,7 +161,7 @@ def atomic_directory(target: str | Path, *, kind: str, overwrite: bool = False) 
     ``target`` is replaced only with ``overwrite`` and only when it is a ``kind`` artifact (see
     :func:`check_replaceable`).
     """
-    from atomcollapse.process import artifact_lock
+    from atomcollapse.process import artifact_lock, fault
 
     target = Path(target)
     with artifact_lock(target, f"writing a {kind}"):
@@ -173,6 +173,7 @@ def atomic_directory(target: str | Path, *, kind: str, overwrite: bool = False) 
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        fault("before-rename")
         if target.exists():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
             os.replace(target, old)

@@ -128,3 +128,21 @@ def die_with_parent() -> None:
         return
     if os.getppid() != int(ppid):  # the parent died before the request: go now
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+#: fault injection for the kill tests: ``<point>`` or ``<point>:<n>`` (the n-th time there)
+FAULT_ENV = "ATOMCOLLAPSE_FAULT"
+_passes: dict[str, int] = {}
+
+
+def fault(point: str) -> None:
+    """SIGKILL this process at ``point`` when $ATOMCOLLAPSE_FAULT asks for it (tests only)."""
+    want = os.environ.get(FAULT_ENV)
+    if not want or not want.startswith(point):
+        return
+    name, _, nth = want.partition(":")
+    if name != point:
+        return
+    _passes[point] = _passes.get(point, 0) + 1
+    if _passes[point] >= int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)

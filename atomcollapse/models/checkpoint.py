@@ -31,6 +31,7 @@ from atomcollapse.artifacts import sha256_file, write_json_atomic
 from atomcollapse.errors import InputError, not_a_file
 from atomcollapse.models.heads import build_head
 from atomcollapse.models.model import AtomisticModel
+from atomcollapse.process import fault
 
 FORMAT = "atomcollapse-checkpoint"
 VERSION = 1
@@ -64,6 +65,7 @@ def save_checkpoint(
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
+        fault("checkpoint-tmp-written")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

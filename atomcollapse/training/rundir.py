@@ -30,6 +30,7 @@ import torch
 
 from atomcollapse.artifacts import MANIFEST, now_utc, write_json_atomic
 from atomcollapse.errors import InputError
+from atomcollapse.process import fault
 
 CONFIG = "config.json"
 METRICS = "metrics.json"
@@ -48,6 +49,7 @@ def save_torch_atomic(obj: Any, path: str | Path) -> None:
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        fault("torch-tmp-written")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -68,6 +70,7 @@ def save_resume_state(state: dict[str, Any], path: str | Path) -> None:
     loop = state["loop"]
     plain = dict(loop) if isinstance(loop, dict) else dataclasses.asdict(loop)
     save_torch_atomic({**state, "loop": plain, "format": STATE_FORMAT}, path)
+    fault("state-saved")
 
 
 def load_resume_state(path: str | Path) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench.conftest import FAKE_TRAIN
+from tests.bench.conftest import FAKE_TRAIN, bench_main
 
 DRIVER = """
 import sys
@@ -55,7 +55,7 @@ def _all_gone(pids: list[int], within: float = 20) -> bool:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
-def test_stopping_bench_stops_its_cells(benv, tmp_path, sig):
+def test_stopping_bench_stops_its_cells(benv, tmp_path, sig, fake_train, monkeypatch):
     proc, pids = _start(benv, tmp_path)
     cells = [int(p) for p in pids.read_text().split()]
     proc.send_signal(sig)
@@ -66,4 +66,9 @@ def test_stopping_bench_stops_its_cells(benv, tmp_path, sig):
     assert _all_gone(cells), "a cell outlived bench"
     if sig != signal.SIGKILL:
         assert rc == 130
-    assert not list((tmp_path / "out").rglob(".*.lock")) or sig == signal.SIGKILL
+    # the rerun finishes every cell and leaves no lock or temporary file behind
+    monkeypatch.setenv("FAKE_TRAIN_SLEEP", "0")
+    spec = tmp_path / "spec.toml"
+    assert bench_main([str(spec), "--out", str(tmp_path / "out")]) == 0
+    left = [p for p in tmp_path.rglob(".*") if ".tmp" in p.name or p.name.endswith(".lock")]
+    assert left == []

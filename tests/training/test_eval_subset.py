@@ -61,16 +61,16 @@ def test_eval_rows_depend_on_the_eval_seed_only(env):
     assert np.array_equal(eval_rows(split, "val", len(val) + 5, 7), val)
 
 
-def test_split_path_is_recorded_as_given(env, tmp_path, monkeypatch):
+def test_a_relative_split_path_is_recorded_absolute(env, tmp_path, monkeypatch):
     monkeypatch.chdir(env.root)
     run = tmp_path / "rel"
     argv = env.train_args(run, "linear-probe", "--steps", "1")
     argv[argv.index("--split") + 1] = env.split.name
     assert main(argv) == 0
     man = _json(run / "manifest.json")
-    assert man["split"]["path"] == env.split.name
+    assert man["split"]["path"] == str(env.split.resolve())  # usable from any folder
     assert man["split"]["hash"] == load_split(env.split).hash
-    assert load_run(run).split_path == env.split.name
+    assert load_run(run).split_path == str(env.split.resolve())
     # the same split under another spelling of its path still resumes the finished run
     assert main(env.train_args(run, "linear-probe", "--steps", "1", "--resume")) == 0
 
