@@ -83,8 +83,8 @@ ENTRIES: tuple[ModelEntry, ...] = (
         head_types=("chgnet-energy",), elements="94 elements (Z 1-94, H-Pu), periodic or not",
         extra="chgnet", package="chgnet",
         backbone="atom/bond/angle embeddings and 4 interaction blocks (64 atom features each)",
-        energy_head="readout norm + per-atom MLP + fixed per-element AtomRef (MP2020-corrected "
-        "MPtrj energies for 0.3.0/0.2.0)",
+        energy_head="readout LayerNorm (not in 0.2.0) + per-atom MLP; the per-element AtomRef "
+        "stays fixed (MP2020-corrected MPtrj energies for 0.3.0/0.2.0)",
         names=("chgnet", "chgnet:0.3.0", "chgnet:0.2.0", "chgnet:r2scan"),
         hint="chgnet:VERSION, default 0.3.0",
     ),
