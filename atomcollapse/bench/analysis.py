@@ -63,7 +63,8 @@ def run_collapse_analysis(plan: Plan, console: Console) -> tuple[list[Path], lis
     cs = plan.spec.collapse
     settings = CollapseSettings(layer=cs.layer, max_per_class=cs.max_per_class, seed=0,
                                 edges=cs.edges, tsne=cs.tsne, tsne_max_iter=cs.tsne_max_iter,
-                                projections=cs.projections)  # fmt: skip
+                                projections=cs.projections,
+                                tsne_backend=cs.tsne_backend)  # fmt: skip
     models = {m.name: m for m in plan.spec.models}
     cells = {(c.key.model, c.key.dataset, c.key.split, c.key.target): c for c in plan.cells}
     written, problems = [], []

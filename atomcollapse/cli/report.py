@@ -89,6 +89,14 @@ def collapse(
         bool, typer.Option("--tsne/--no-tsne", help="t-SNE measures and plots.")
     ] = True,
     tsne_max_iter: Annotated[int, typer.Option("--tsne-max-iter", help="t-SNE iterations.")] = 1000,
+    tsne_backend: Annotated[
+        str,
+        typer.Option(
+            "--tsne-backend",
+            help="auto (openTSNE's FFT t-SNE from 5,000 points, scikit-learn's Barnes-Hut "
+            "below) | opentsne | sklearn.",
+        ),
+    ] = "auto",
     projections: Annotated[
         int, typer.Option("--projections", help="Random directions of the sliced W1.")
     ] = 128,
@@ -103,6 +111,7 @@ def collapse(
 ) -> None:
     """Embedding collapse of adapted models relative to the pretrained one, on the same atoms."""
     from atomcollapse.analysis.embeddings import EDGE_MODES
+    from atomcollapse.analysis.measures import TSNE_BACKENDS
     from atomcollapse.analysis.pipeline import (
         CollapseSettings,
         resolve_inputs,
@@ -116,6 +125,10 @@ def collapse(
         raise InputError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if edges not in EDGE_MODES:
         raise InputError(f"--edges must be one of {', '.join(EDGE_MODES)}, not {edges!r}")
+    if tsne_backend not in TSNE_BACKENDS:
+        raise InputError(
+            f"--tsne-backend must be one of {', '.join(TSNE_BACKENDS)}, not {tsne_backend!r}"
+        )
     limits = {"--max-per-class": (max_per_class, 1), "--tsne-max-iter": (tsne_max_iter, 250),
               "--projections": (projections, 1), "--batch-size": (batch_size, 1),
               "--threads": (threads or 1, 1)}  # fmt: skip
@@ -125,7 +138,8 @@ def collapse(
     _check_out(out, overwrite)
     cfg = CollapseSettings(layer=layer, max_per_class=max_per_class, seed=seed, edges=edges,
                            tsne=tsne, tsne_max_iter=tsne_max_iter, projections=projections,
-                           batch_size=batch_size, threads=threads)  # fmt: skip
+                           batch_size=batch_size, threads=threads,
+                           tsne_backend=tsne_backend)  # fmt: skip
     inputs = resolve_inputs(pretrained, list(run_dirs or []), data=data, split=split,
                             partition=partition, data_root=state.data_root)  # fmt: skip
     with _torch_threads(threads):
