@@ -16,48 +16,55 @@ from atomcollapse.errors import InputError
 def report(
     runs: Annotated[list[Path], typer.Argument(help="Run directories, or folders of runs.")],
     fmt: Annotated[
-        str, typer.Option("--format", help="table | md | csv | latex | json.")
+        str,
+        typer.Option(
+            "--format",
+            help="table | md | csv | latex | json | html (html: the self-contained page on "
+            "stdout, or only into --out).",
+        ),
     ] = "table",
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Folder for report.{md,csv,tex,json}, summary.csv, plots/."),
+        typer.Option(
+            "--out",
+            help="Folder for report.{md,csv,tex,json,html}, summary.csv, plots/.",
+        ),
     ] = None,
-    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Figures into --out.")] = True,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Figures.")] = True,
+    collapse_dirs: Annotated[
+        list[Path] | None,
+        typer.Option("--collapse", help="A `collapse --out` folder to show in report.html."),
+    ] = None,
+    title: Annotated[str | None, typer.Option("--title", help="Title of report.html.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out.")] = False,
 ) -> None:
     """ID/OOD MAE per dataset, split, target and strategy: mean ± std over seeds, gains, flags."""
     from atomcollapse.analysis.aggregate import aggregate
+    from atomcollapse.analysis.outputs import HTML, html_page, write_report
     from atomcollapse.analysis.report import FORMATS, render, render_rich
     from atomcollapse.analysis.runs import load_runs
 
-    if fmt not in FORMATS:
-        raise InputError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if fmt not in (*FORMATS, "html"):
+        raise InputError(f"--format must be one of {', '.join(FORMATS)}, html, not {fmt!r}")
+    for folder in collapse_dirs or []:
+        if not (folder / "collapse.json").is_file():
+            raise InputError("not a collapse output folder (no collapse.json)", file=folder)
     _check_out(out, overwrite)
     agg = aggregate(load_runs(runs))
     if out is not None:
-        written = write_report(agg, out, plots=plots, overwrite=overwrite)
+        written = write_report(agg, out, plots=plots, overwrite=overwrite, title=title,
+                               collapse=collapse_dirs or [])  # fmt: skip
     if fmt == "table":
         render_rich(agg, console)
-    else:
+    elif fmt == "html" and out is None:
+        page = Path.cwd() / HTML
+        typer.echo(html_page(agg, plots=plots, title=title or "atomcollapse report",
+                             collapse=collapse_dirs or [], page=page), nl=False)  # fmt: skip
+    elif fmt != "html":
         typer.echo(render(agg, fmt), nl=False)
     if out is not None:
-        err_console.print(f"wrote {len(written)} files to {out}", highlight=False)
-
-
-def write_report(agg, out: Path, *, plots: bool, overwrite: bool) -> list[Path]:
-    """Every format plus the figures, written into ``out`` atomically."""
-    from atomcollapse.analysis.plots import report_plots
-    from atomcollapse.analysis.report import render, summary_frame
-    from atomcollapse.artifacts import atomic_directory
-
-    names = {"md": "report.md", "csv": "report.csv", "latex": "report.tex", "json": "report.json"}
-    with atomic_directory(out, overwrite=overwrite) as tmp:
-        for fmt, name in names.items():
-            (tmp / name).write_text(render(agg, fmt))
-        summary_frame(agg).to_csv(tmp / "summary.csv", index=False, float_format="%.8g")
-        figures = report_plots(agg, tmp / "plots") if plots else []
-        rel = [*names.values(), "summary.csv", *(str(f.relative_to(tmp)) for f in figures)]
-    return [out / r for r in rel]
+        err_console.print(f"wrote {len(written)} files to {out} (page: {out / HTML})",
+                          highlight=False)  # fmt: skip
 
 
 def collapse(
