@@ -33,6 +33,7 @@ from atomcollapse.analysis.report import (
     COLLAPSE_COLUMNS,
     FF_CAPTION,
     FF_COLUMNS,
+    _cell_text,
     _collapse_text,
     _excluded_lines,
     _pm,
@@ -198,8 +199,6 @@ def cell_table(cells: list[Cell], page_dir: Path) -> Table:
 
 
 def _cell(c: Cell, key: str) -> TableCell:
-    from atomcollapse.analysis.report import _cell_text
-
     text = _cell_text(c, key, ("", ""))
     if key in ("strategy", "flags"):
         return TableCell(text, text)
