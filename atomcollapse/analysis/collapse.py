@@ -267,20 +267,24 @@ def compare_models(
     tsne_max_iter: int = 1000,
     n_projections: int = 128,
     threads: int | None = None,
+    tsne_backend: str = "auto",
 ) -> CollapseResult:
     """Collapse measures of every model against ``reference`` (the pretrained model).
 
     ``embeddings[model][set]`` are (n, F) arrays whose rows are the same atoms (or pairs) in
     every model; ``labels[set]`` their class indices. Ratios are model / reference (> 1: the
-    classes overlap more than in the pretrained model). ``threads`` caps BLAS/OpenMP threads.
+    classes overlap more than in the pretrained model). ``threads`` caps BLAS/OpenMP threads;
+    ``tsne_backend`` is :func:`~atomcollapse.analysis.measures.tsne_2d`'s ``backend``.
     """
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(threads):
-        return _compare(embeddings, labels, reference, seed, tsne, tsne_max_iter, n_projections)
+        return _compare(embeddings, labels, reference, seed, tsne, tsne_max_iter, n_projections,
+                        threads, tsne_backend)  # fmt: skip
 
 
-def _compare(embeddings, labels, reference, seed, tsne, tsne_max_iter, n_projections):
+def _compare(embeddings, labels, reference, seed, tsne, tsne_max_iter, n_projections, threads,
+             tsne_backend):  # fmt: skip
     from atomcollapse.analysis import measures as ms
 
     rows: list[dict] = []
@@ -294,7 +298,8 @@ def _compare(embeddings, labels, reference, seed, tsne, tsne_max_iter, n_project
             row: dict = {"model": model, "set": set_name, "n": len(x), "dim": x.shape[1]}
             row["db_raw"] = ms.davies_bouldin(x, lab) if len(x) else float("nan")
             if tsne and len(x):
-                xy = ms.tsne_2d(x, seed=seed, max_iter=tsne_max_iter)
+                xy = ms.tsne_2d(x, seed=seed, max_iter=tsne_max_iter, threads=threads,
+                                backend=tsne_backend)  # fmt: skip
                 coords[set_name][model] = xy
                 row["db_tsne"] = ms.davies_bouldin(xy, lab)
             else:

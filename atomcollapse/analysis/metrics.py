@@ -28,6 +28,24 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else math.nan
 
 
+def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Two-sided Student-t confidence interval of the mean over seeds, ``(low, high)``.
+
+    ``mean ± t(1 - (1 - confidence) / 2, n - 1) · std / sqrt(n)`` with the sample std (ddof=1),
+    in the unit of the values; missing values are ignored; NaNs with fewer than two values.
+    """
+    from scipy import stats
+
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
+    if v.size < 2:
+        return math.nan, math.nan
+    mean, sem = float(v.mean()), float(v.std(ddof=1)) / math.sqrt(v.size)
+    if sem == 0:
+        return mean, mean
+    low, high = stats.t.interval(confidence, v.size - 1, loc=mean, scale=sem)
+    return float(low), float(high)
+
+
 def relative_gain(base: float, method: float) -> float:
     """Improvement of ``method`` over ``base`` in percent: ``100 * (base - method) / base``.
 

@@ -17,6 +17,7 @@ from atomcollapse.analysis.collapse import (
     sample_environments,
 )
 from atomcollapse.analysis.embeddings import extract, load_backbone
+from atomcollapse.analysis.measures import tsne_backend, tsne_description
 from atomcollapse.errors import InputError, not_a_file
 
 
@@ -103,6 +104,7 @@ class CollapseSettings:
     projections: int = 128
     batch_size: int = 64
     threads: int | None = None
+    tsne_backend: str = "auto"
 
 
 def run_collapse(
@@ -125,10 +127,14 @@ def run_collapse(
         labels.pop("edges")
     result = compare_models(embeddings, labels, reference="pretrained", seed=cfg.seed,
                             tsne=cfg.tsne, tsne_max_iter=cfg.tsne_max_iter,
-                            n_projections=cfg.projections, threads=cfg.threads)  # fmt: skip
+                            n_projections=cfg.projections, threads=cfg.threads,
+                            tsne_backend=cfg.tsne_backend)  # fmt: skip
     notes = [*inputs.notes, f"layer {cfg.layer}; seed {cfg.seed}",
              f"atoms per class: {sample.atom_counts()}",
              f"pairs per class: {sample.edge_counts()} (edge embeddings: {mode})"]  # fmt: skip
+    if cfg.tsne:
+        notes += [f"t-SNE of {name} ({len(lab):,}): {tsne_description(tsne_backend(len(lab), cfg.tsne_backend))}"
+                  for name, lab in labels.items()]  # fmt: skip
     return result, sample, notes
 
 

@@ -72,6 +72,10 @@ class RunRecord:
     ff_hash: str | None = None
     #: where the dataset store was when the run was made (absolute; older runs: None)
     dataset_path: str | None = None
+    #: Provenance from the manifest: the code that trained it, and when it started and ended.
+    code_version: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -79,6 +83,18 @@ class RunRecord:
 
     def metric(self, name: str) -> float:
         return self.metrics.get(name, math.nan)
+
+    @property
+    def wall_seconds(self) -> float:
+        """Seconds from the manifest's creation to the run's end; NaN when either is unknown."""
+        from datetime import datetime
+
+        try:
+            start = datetime.fromisoformat(str(self.started_at))
+            end = datetime.fromisoformat(str(self.finished_at))
+        except ValueError:
+            return math.nan
+        return (end - start).total_seconds()
 
     @property
     def predictions_path(self) -> Path:
@@ -193,6 +209,9 @@ def load_run(path: str | Path) -> RunRecord:
         split_path=split_path,
         split_kind=str(_get(m, "split.method", "split.kind", "split_method") or ""),
         dataset_path=_get(m, "dataset.path"),
+        code_version=_get(m, "code_version"),
+        started_at=_get(m, "created_at"),
+        finished_at=_get(m, "finished_at"),
     )
     _load_metrics(rec, path / METRICS)
     return rec

@@ -11,32 +11,56 @@ from pathlib import Path
 
 from rich.console import Console
 
+from atomcollapse.analysis.aggregate import Aggregate
 from atomcollapse.bench.pipeline import Plan
 from atomcollapse.errors import InputError
 
-REPORT, COLLAPSE = "report", "collapse"
+REPORT, COLLAPSE, STUDY_PAGE = "report", "collapse", "report.html"
 
 
-def write_reports(plan: Plan, console: Console) -> list[Path]:
-    """One report per model into ``<out>/report/<model>``; prints its table; returns its files."""
+def write_reports(plan: Plan, console: Console) -> tuple[list[Path], dict[str, Aggregate]]:
+    """One report per model into ``<out>/report/<model>``; prints its table; returns its files
+    and each model's aggregate."""
     from atomcollapse.analysis.aggregate import aggregate
+    from atomcollapse.analysis.outputs import write_report
     from atomcollapse.analysis.report import render_rich
     from atomcollapse.analysis.runs import load_run
-    from atomcollapse.cli.report import write_report
 
     written: list[Path] = []
+    aggs: dict[str, Aggregate] = {}
     for m in plan.spec.models:
         runs = [load_run(path) for _, path in plan.done_runs(m.name)]
         if not runs:
             console.print(f"report {m.name}: no finished runs yet", highlight=False)
             continue
-        agg = aggregate(runs)
+        agg = aggs[m.name] = aggregate(runs)
         out = plan.out / REPORT / m.name
         files = write_report(agg, out, plots=plan.spec.plots, overwrite=True)
         console.rule(f"report: {plan.spec.name} / {m.name} ({len(runs)} runs)")
         render_rich(agg, console)
         written += files
-    return written
+    return written, aggs
+
+
+def write_study_page(
+    plan: Plan,
+    aggs: dict[str, Aggregate],
+    collapse_folders: list[Path],
+    problems: list[str],
+    wall_seconds: float,
+) -> Path:
+    """``<out>/report.html``: every model's tables and figures (from ``<out>/report/<model>``),
+    the collapse folders, the spec, provenance and the cells not done."""
+    from atomcollapse.analysis.html import ModelSection, Study, load_collapse, write_html
+
+    models = [ModelSection(name, agg, sorted((plan.out / REPORT / name / "plots").glob("*")))
+              for name, agg in aggs.items()]  # fmt: skip
+    collapse = [load_collapse(f, " / ".join(f.relative_to(plan.out / COLLAPSE).parts))
+                for f in collapse_folders]  # fmt: skip
+    study = Study(f"{plan.spec.name}: atomcollapse study", models, collapse, spec=plan.spec.path,
+                  problems=problems, wall_seconds=wall_seconds,
+                  description=plan.spec.description)  # fmt: skip
+    return write_html(study, plan.out / STUDY_PAGE)
 
 
 def collapse_groups(plan: Plan) -> dict[tuple[str, str, str, str], list[Path]]:
@@ -63,7 +87,8 @@ def run_collapse_analysis(plan: Plan, console: Console) -> tuple[list[Path], lis
     cs = plan.spec.collapse
     settings = CollapseSettings(layer=cs.layer, max_per_class=cs.max_per_class, seed=0,
                                 edges=cs.edges, tsne=cs.tsne, tsne_max_iter=cs.tsne_max_iter,
-                                projections=cs.projections)  # fmt: skip
+                                projections=cs.projections,
+                                tsne_backend=cs.tsne_backend)  # fmt: skip
     models = {m.name: m for m in plan.spec.models}
     cells = {(c.key.model, c.key.dataset, c.key.split, c.key.target): c for c in plan.cells}
     written, problems = [], []

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from atomcollapse.artifacts import MANIFEST, now_utc, write_json_atomic
 from atomcollapse.errors import InputError
+from atomcollapse.parallel import usable_cpus
 from atomcollapse.process import PARENT_ENV
 
 #: the program a cell runs, before its ``train ...`` arguments (tests replace it)
@@ -76,10 +77,7 @@ def program(gpus_per_cell: int) -> list[str]:
 
 
 def cpu_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+    return usable_cpus()
 
 
 def visible_gpus() -> list[str]:

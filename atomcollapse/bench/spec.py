@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from atomcollapse.analysis.measures import TSNE_BACKENDS
 from atomcollapse.bench.tables import TableReader
 from atomcollapse.errors import InputError, not_a_file
 from atomcollapse.splits.config import METHODS, SplitConfig
@@ -137,6 +138,7 @@ class CollapseSpec:
     max_per_class: int = 2000
     tsne: bool = True
     tsne_max_iter: int = 1000
+    tsne_backend: str = "auto"
     projections: int = 128
     edges: str = "auto"
 
@@ -375,10 +377,14 @@ def _collapse(t: TableReader) -> CollapseSpec:
     edges = t.get("edges", str, "auto")
     if edges not in ("auto", "backbone", "pair"):
         t.fail(f"'collapse.edges' must be auto, backbone or pair, not {edges!r}")
+    tsne_backend = t.get("tsne_backend", str, "auto")
+    if tsne_backend not in TSNE_BACKENDS:
+        t.fail(f"'collapse.tsne_backend' must be one of {', '.join(TSNE_BACKENDS)}, "
+               f"not {tsne_backend!r}")  # fmt: skip
     return CollapseSpec(
         enabled=t.get("enabled", bool, False), seeds=None if seeds is None else tuple(seeds),
         partition=partition, layer=t.get("layer", int, -1),
         max_per_class=_int(t, "max_per_class", 2000, 1), tsne=t.get("tsne", bool, True),
-        tsne_max_iter=_int(t, "tsne_max_iter", 1000, 250),
+        tsne_max_iter=_int(t, "tsne_max_iter", 1000, 250), tsne_backend=tsne_backend,
         projections=_int(t, "projections", 128, 1), edges=edges,
     )  # fmt: skip

@@ -31,8 +31,13 @@ def bench(
         bool, typer.Option("--collect", help="Train nothing: gather finished cells and report.")
     ] = False,
 ) -> None:
-    """Ingest, split, train every cell (skipping finished ones), then report and collapse."""
+    """Ingest, split, train every cell (skipping finished ones), then report and collapse;
+    ends with ``<out>/report.html``, the whole study on one self-contained page."""
+    import time
+
     from atomcollapse.bench.spec import load_spec
+
+    t0 = time.perf_counter()
 
     if launcher not in LAUNCHERS:
         raise InputError(f"--launcher must be local or slurm, not {launcher!r}")
@@ -49,9 +54,9 @@ def bench(
 
     with artifact_lock(out, "bench"):  # one bench per output folder
         if collect:
-            _finish(s, out, [])
+            _finish(s, out, [], t0)
         else:
-            _run(s, out, jobs or s.run.jobs, launcher)
+            _run(s, out, jobs or s.run.jobs, launcher, t0)
 
 
 def _dry_run(spec, out: Path) -> None:
@@ -61,7 +66,7 @@ def _dry_run(spec, out: Path) -> None:
     print_plan(plan, console)
 
 
-def _run(spec, out: Path, n_jobs: int, launcher: str) -> None:
+def _run(spec, out: Path, n_jobs: int, launcher: str, t0: float) -> None:
     from collections import Counter
 
     from atomcollapse.bench.pipeline import make_plan, pending_jobs, summary_line
@@ -74,7 +79,7 @@ def _run(spec, out: Path, n_jobs: int, launcher: str) -> None:
     say(summary_line(Counter(plan.state(c) for c in plan.cells)))
     jobs = pending_jobs(plan)
     if launcher == "slurm":
-        _submit(spec, out, jobs, say)
+        _submit(spec, out, jobs, say, t0)
         return
     total = len(jobs)
     done = [0]
@@ -92,10 +97,10 @@ def _run(spec, out: Path, n_jobs: int, launcher: str) -> None:
 
     outcomes = run_local(jobs, n_jobs, gpus_per_cell=spec.run.gpus_per_cell, on_start=started,
                          on_done=finished)  # fmt: skip
-    _finish(spec, out, outcomes)
+    _finish(spec, out, outcomes, t0)
 
 
-def _submit(spec, out: Path, jobs, say) -> None:
+def _submit(spec, out: Path, jobs, say, t0: float) -> None:
     from atomcollapse.bench.slurm import in_flight, submit
 
     busy = in_flight(out, spec.slurm)
@@ -103,7 +108,7 @@ def _submit(spec, out: Path, jobs, say) -> None:
         say(f"{len(busy)} cells are still queued or running from an earlier submission")
     jobs = [j for j in jobs if j.cell_id not in busy]
     if not jobs and not busy:
-        _finish(spec, out, [])
+        _finish(spec, out, [], t0)
         return
     handles = submit(jobs, out, spec.slurm, gpus_per_cell=spec.run.gpus_per_cell, name=spec.name)
     ids = sorted({str(h.job_id).split("_")[0] for h in handles})
@@ -111,19 +116,27 @@ def _submit(spec, out: Path, jobs, say) -> None:
         f"atomcollapse bench {spec.path} --out {out} --collect")  # fmt: skip
 
 
-def _finish(spec, out: Path, outcomes) -> None:
-    """Report and collapse over the finished cells; exit 1 when a cell is missing or failed."""
+def _finish(spec, out: Path, outcomes, t0: float) -> None:
+    """Report, collapse and the study page over the finished cells; exit 1 when a cell is
+    missing or failed."""
+    import time
     from collections import Counter
 
-    from atomcollapse.bench.analysis import run_collapse_analysis, write_reports
+    from atomcollapse.bench.analysis import (
+        run_collapse_analysis,
+        write_reports,
+        write_study_page,
+    )
     from atomcollapse.bench.pipeline import make_plan, summary_line, write_summary
 
     plan = make_plan(spec, out, state.data_root, create=False)
     summary = write_summary(plan, outcomes)
     files: list[Path] = []
     problems: list[str] = []
+    aggs: dict = {}
+    folders: list[Path] = []
     if spec.report:
-        files = write_reports(plan, console)
+        files, aggs = write_reports(plan, console)
     if spec.collapse.enabled:
         folders, problems = run_collapse_analysis(plan, console)
         files += [f for d in folders for f in sorted(d.rglob("*")) if f.is_file()]
@@ -142,7 +155,15 @@ def _finish(spec, out: Path, outcomes) -> None:
                           soft_wrap=True)  # fmt: skip
     for p in problems:
         err_console.print(p, highlight=False, soft_wrap=True)
-    console.print(f"{summary_line(counts)}; summary in {out / 'bench.json'}", highlight=False)
+    not_done = [f"not done: {c.key.label} ({plan.state(c)}) "
+                f"{c.blocked or (plan.statuses.get(c.cell_id or '') or {}).get('error') or ''}".strip()
+                for c in missing]  # fmt: skip
+    failed = [f"failed in this invocation: {f['cell']} (exit {f['returncode']}): {f['error']}; "
+              f"log {f['log']}" for f in summary["failures"]]  # fmt: skip
+    page = write_study_page(plan, aggs, folders, [*not_done, *failed, *problems],
+                            time.perf_counter() - t0)  # fmt: skip
+    console.print(f"{summary_line(counts)}; summary in {out / 'bench.json'}; the study on one "
+                  f"page: {page}", highlight=False, soft_wrap=True)  # fmt: skip
     if missing or problems or summary["failures"]:
         raise SystemExit(1)  # typer.Exit codes are lost under standalone_mode=False
 

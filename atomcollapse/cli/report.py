@@ -16,52 +16,56 @@ from atomcollapse.errors import InputError
 def report(
     runs: Annotated[list[Path], typer.Argument(help="Run directories, or folders of runs.")],
     fmt: Annotated[
-        str, typer.Option("--format", help="table | md | csv | latex | json.")
+        str,
+        typer.Option(
+            "--format",
+            help="table | md | csv | latex | json | html (html: the self-contained page on "
+            "stdout, or only into --out).",
+        ),
     ] = "table",
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Folder for report.{md,csv,tex,json}, summary.csv, plots/."),
+        typer.Option(
+            "--out",
+            help="Folder for report.{md,csv,tex,json,html}, summary.csv, plots/.",
+        ),
     ] = None,
-    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Figures into --out.")] = True,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Figures.")] = True,
+    collapse_dirs: Annotated[
+        list[Path] | None,
+        typer.Option("--collapse", help="A `collapse --out` folder to show in report.html."),
+    ] = None,
+    title: Annotated[str | None, typer.Option("--title", help="Title of report.html.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out.")] = False,
 ) -> None:
     """ID/OOD MAE per dataset, split, target and strategy: mean ± std over seeds, gains, flags."""
     from atomcollapse.analysis.aggregate import aggregate
+    from atomcollapse.analysis.outputs import HTML, html_page, write_report
     from atomcollapse.analysis.report import FORMATS, render, render_rich
     from atomcollapse.analysis.runs import load_runs
 
-    if fmt not in FORMATS:
-        raise InputError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if fmt not in (*FORMATS, "html"):
+        raise InputError(f"--format must be one of {', '.join(FORMATS)}, html, not {fmt!r}")
+    for folder in collapse_dirs or []:
+        if not (folder / "collapse.json").is_file():
+            raise InputError("not a collapse output folder (no collapse.json)", file=folder)
     _check_out(out, "report", overwrite)
     agg = aggregate(load_runs(runs))
     if out is not None:
         inputs = {"runs": [str(p.resolve()) for p in runs]}
-        written = write_report(agg, out, plots=plots, overwrite=overwrite, inputs=inputs)
+        written = write_report(agg, out, plots=plots, overwrite=overwrite, title=title,
+                               collapse=collapse_dirs or [], inputs=inputs)  # fmt: skip
     if fmt == "table":
         render_rich(agg, console)
-    else:
+    elif fmt == "html" and out is None:
+        page = Path.cwd() / HTML
+        typer.echo(html_page(agg, plots=plots, title=title or "atomcollapse report",
+                             collapse=collapse_dirs or [], page=page), nl=False)  # fmt: skip
+    elif fmt != "html":
         typer.echo(render(agg, fmt), nl=False)
     if out is not None:
-        err_console.print(f"wrote {len(written)} files to {out}", highlight=False)
-
-
-def write_report(
-    agg, out: Path, *, plots: bool, overwrite: bool, inputs: dict | None = None
-) -> list[Path]:
-    """Every format plus the figures and a manifest, written into ``out`` atomically."""
-    from atomcollapse.analysis.plots import report_plots
-    from atomcollapse.analysis.report import render, summary_frame
-    from atomcollapse.artifacts import MANIFEST, atomic_directory, header, write_json_atomic
-
-    names = {"md": "report.md", "csv": "report.csv", "latex": "report.tex", "json": "report.json"}
-    with atomic_directory(out, kind="report", overwrite=overwrite) as tmp:
-        write_json_atomic(tmp / MANIFEST, header("report", inputs=inputs))
-        for fmt, name in names.items():
-            (tmp / name).write_text(render(agg, fmt))
-        summary_frame(agg).to_csv(tmp / "summary.csv", index=False, float_format="%.8g")
-        figures = report_plots(agg, tmp / "plots") if plots else []
-        rel = [*names.values(), "summary.csv", *(str(f.relative_to(tmp)) for f in figures)]
-    return [out / r for r in rel]
+        err_console.print(f"wrote {len(written)} files to {out} (page: {out / HTML})",
+                          highlight=False)  # fmt: skip
 
 
 def collapse(
@@ -93,6 +97,14 @@ def collapse(
         bool, typer.Option("--tsne/--no-tsne", help="t-SNE measures and plots.")
     ] = True,
     tsne_max_iter: Annotated[int, typer.Option("--tsne-max-iter", help="t-SNE iterations.")] = 1000,
+    tsne_backend: Annotated[
+        str,
+        typer.Option(
+            "--tsne-backend",
+            help="auto (openTSNE's FFT t-SNE from 5,000 points, scikit-learn's Barnes-Hut "
+            "below) | opentsne | sklearn.",
+        ),
+    ] = "auto",
     projections: Annotated[
         int, typer.Option("--projections", help="Random directions of the sliced W1.")
     ] = 128,
@@ -107,6 +119,7 @@ def collapse(
 ) -> None:
     """Embedding collapse of adapted models relative to the pretrained one, on the same atoms."""
     from atomcollapse.analysis.embeddings import EDGE_MODES
+    from atomcollapse.analysis.measures import TSNE_BACKENDS
     from atomcollapse.analysis.pipeline import (
         CollapseSettings,
         resolve_inputs,
@@ -120,6 +133,10 @@ def collapse(
         raise InputError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if edges not in EDGE_MODES:
         raise InputError(f"--edges must be one of {', '.join(EDGE_MODES)}, not {edges!r}")
+    if tsne_backend not in TSNE_BACKENDS:
+        raise InputError(
+            f"--tsne-backend must be one of {', '.join(TSNE_BACKENDS)}, not {tsne_backend!r}"
+        )
     limits = {"--max-per-class": (max_per_class, 1), "--tsne-max-iter": (tsne_max_iter, 250),
               "--projections": (projections, 1), "--batch-size": (batch_size, 1),
               "--threads": (threads or 1, 1)}  # fmt: skip
@@ -129,7 +146,8 @@ def collapse(
     _check_out(out, "collapse", overwrite)
     cfg = CollapseSettings(layer=layer, max_per_class=max_per_class, seed=seed, edges=edges,
                            tsne=tsne, tsne_max_iter=tsne_max_iter, projections=projections,
-                           batch_size=batch_size, threads=threads)  # fmt: skip
+                           batch_size=batch_size, threads=threads,
+                           tsne_backend=tsne_backend)  # fmt: skip
     inputs = resolve_inputs(pretrained, list(run_dirs or []), data=data, split=split,
                             partition=partition, data_root=state.data_root)  # fmt: skip
     with _torch_threads(threads):

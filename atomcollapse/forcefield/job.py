@@ -40,6 +40,7 @@ from atomcollapse.forcefield.selection import (
     excluded_rows,
     text_column,
 )
+from atomcollapse.parallel import usable_cpus
 
 STATE = "state.json"
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -84,10 +85,7 @@ def work_dir(name: str, root: str | Path | None = None) -> Path:
 
 
 def default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    return usable_cpus()
 
 
 def _plan(job: LabelJob, store: Store, root: str | Path | None) -> tuple[dict, np.ndarray]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 _MEMO: dict[str, Identity] = {}
 
@@ -45,9 +46,15 @@ def identity(store: Any) -> Identity:
     key = f"{store.kind}:{store.content_hash}"
     if key not in _MEMO:
         keys, basis = _keys(store)
-        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        _MEMO[key] = Identity(rep=first[inverse].astype(np.int64), basis=basis)
+        _MEMO[key] = Identity(rep=first_of_each(keys), basis=basis)
     return _MEMO[key]
+
+
+def first_of_each(keys: np.ndarray) -> np.ndarray:
+    """Per entry, the index of the first entry with an equal key (int64; hashing, no sort)."""
+    codes, _ = pd.factorize(keys)
+    _, first = np.unique(codes, return_index=True)
+    return first[codes].astype(np.int64)
 
 
 def _keys(store: Any) -> tuple[np.ndarray, str]:
@@ -55,8 +62,7 @@ def _keys(store: Any) -> tuple[np.ndarray, str]:
         smiles = np.asarray(store.column("smiles"))
         if store.has_column("inchi"):
             inchi = np.asarray(store.column("inchi"))
-            _, inv, counts = np.unique(inchi, return_inverse=True, return_counts=True)
-            shared = np.flatnonzero(counts[inv] > 1)
+            shared = np.flatnonzero(pd.Series(inchi).duplicated(keep=False).to_numpy())
             keys = inchi.astype(object)
             keys[shared] = inchi[shared] + " " + canonical_smiles(smiles[shared])
             return keys.astype(str), "same standard InChI and RDKit canonical SMILES"
@@ -71,7 +77,7 @@ def canonical_smiles(smiles: np.ndarray) -> np.ndarray:
     from rdkit import Chem, RDLogger
 
     RDLogger.DisableLog("rdApp.*")  # type: ignore[attr-defined]
-    uniq, inv = np.unique(np.asarray(smiles, dtype=str), return_inverse=True)
+    inv, uniq = pd.factorize(np.asarray(smiles, dtype=str))
     out = []
     for s in uniq:
         mol = Chem.MolFromSmiles(str(s))

@@ -51,7 +51,9 @@ def test_collapse_table_and_outputs(study, capsys):
     for stem in ("tsne_atoms", "tsne_edges"):
         assert (out / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
         assert b"<svg" in (out / f"{stem}.svg").read_bytes()[:2000]
-    assert "edge embeddings: backbone" in (out / "notes.txt").read_text()
+    notes = (out / "notes.txt").read_text()
+    assert "edge embeddings: backbone" in notes
+    assert "t-SNE of atoms (26): scikit-learn" in notes  # below OPENTSNE_MIN
 
 
 def test_collapse_is_reproducible_with_a_seed(study, capsys):
@@ -65,7 +67,8 @@ def test_collapse_is_reproducible_with_a_seed(study, capsys):
 
 
 @pytest.mark.parametrize("case", ["no_ckpt", "other_pretrained", "bad_edges", "bad_count",
-                                  "other_store", "unfinished", "bad_layer"])  # fmt: skip
+                                  "other_store", "unfinished", "bad_layer",
+                                  "bad_tsne_backend"])  # fmt: skip
 def test_collapse_bad_input(study, capsys, case):
     root, store, pre, runs = study
     args = ["collapse", "--pretrained", str(pre), str(runs[0]), "--data", str(store.path),
@@ -84,6 +87,8 @@ def test_collapse_bad_input(study, capsys, case):
         (runs[0] / "best.pt").unlink()
     elif case == "bad_layer":
         args += ["--layer", "9"]
+    elif case == "bad_tsne_backend":
+        args += ["--tsne-backend", "umap"]
     out = root / "out"
     args += ["--out", str(out)]
     assert main(args) == 2

@@ -13,6 +13,7 @@ from atomcollapse.analysis.measures import (
     sliced_wasserstein,
     standardiser,
     tsne_2d,
+    tsne_backend,
     wasserstein_per_dim,
 )
 
@@ -54,6 +55,41 @@ def test_tsne_is_seeded_and_keeps_separated_clusters_apart():
     assert davies_bouldin(a, labels) < 0.3
     mixed, _ = clusters(spread=50.0, n=40, k=3)
     assert davies_bouldin(tsne_2d(mixed, seed=3, max_iter=500, threads=1), labels) > 2.0
+
+
+@pytest.mark.slow
+def test_backends_agree_on_class_separation_and_opentsne_is_seeded():
+    # Six classes, well apart and then overlapping; Davies-Bouldin on either t-SNE must rank
+    # them alike and agree within 0.1 + 15% (measured at 500 iterations, sklearn / openTSNE:
+    # 0.21 / 0.21 apart, 0.29 / 0.29 and 1.05 / 0.95 as the overlap grows).
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(6, 16)) * 3.0
+    labels = np.repeat(np.arange(6), 100)
+    noise = rng.normal(size=(600, 16))
+    db: dict[str, list[float]] = {"sklearn": [], "opentsne": []}
+    coords = {}
+    for overlap in (0.3, 4.0):
+        x = centers[labels] + overlap * noise
+        for backend, out in db.items():
+            coords[backend, overlap] = tsne_2d(x, seed=0, max_iter=400, threads=1, backend=backend)
+            out.append(davies_bouldin(coords[backend, overlap], labels))
+    for a, b in zip(db["sklearn"], db["opentsne"], strict=True):
+        assert abs(a - b) <= 0.1 + 0.15 * max(a, b), db
+    for apart, mixed in db.values():
+        assert mixed > 2 * apart, db
+    # The same seed gives the same coordinates whatever the thread count.
+    again = tsne_2d(centers[labels] + 0.3 * noise, seed=0, max_iter=400, threads=2,
+                    backend="opentsne")  # fmt: skip
+    np.testing.assert_array_equal(again, coords["opentsne", 0.3])
+
+
+def test_tsne_backend_switches_at_the_measured_size(monkeypatch):
+    monkeypatch.setattr("atomcollapse.analysis.measures.OPENTSNE_MIN", 1000)
+    assert tsne_backend(999) == "sklearn" and tsne_backend(1000) == "opentsne"
+    assert tsne_backend(10, "opentsne") == "opentsne"
+    assert tsne_backend(10**6, "sklearn") == "sklearn"
+    with pytest.raises(ValueError, match="t-SNE backend must be one of"):
+        tsne_backend(10, "umap")
 
 
 def test_identical_distributions_give_zero_wasserstein_and_unit_cka():

@@ -45,6 +45,10 @@ def test_tiny_benchmark_end_to_end(benv, tmp_path, capsys):
         assert strategy in report
     collapse = (out / "collapse" / "tinypre" / "mols" / "random-gap" / "collapse.csv").read_text()
     assert "pretrained" in collapse and "mft s0" in collapse
+    page = (out / "report.html").read_text()  # the whole study on one page
+    assert page.count("<table") == 3 and "tinypre" in page and "DB t-SNE" in page
+    assert "sha256" in page and "Every cell of the study is done" in page
+    assert "the study on one page" in text
     mtimes = {r: (out.parent / r / "metrics.json").stat().st_mtime_ns for r in runs}
     assert bench_main([str(spec), "--out", str(out)]) == 0  # resumes: nothing left to train
     assert {r: (out.parent / r / "metrics.json").stat().st_mtime_ns for r in runs} == mtimes

@@ -51,6 +51,11 @@ def test_collect_names_cells_that_have_not_run(benv, fake_train, tmp_path, capsy
     assert bench_main([str(spec), "--out", str(out), "--collect"]) == 1
     err = capsys.readouterr().err
     assert "not done: mols/random/gap/tinypre/finetune/seed0 (new)" in err
+    # the study page lists it too
+    assert (
+        "not done: mols/random/gap/tinypre/finetune/seed0 (new)"
+        in (out / "report.html").read_text()
+    )
 
 
 def test_cells_still_queued_are_not_submitted_again(tmp_path):

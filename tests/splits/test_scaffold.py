@@ -39,6 +39,17 @@ def test_murcko_scaffolds_known_values() -> None:
     assert len(set(gen.tolist())) == 1
 
 
+def test_worker_processes_give_the_same_scaffolds(monkeypatch) -> None:
+    smiles = np.asarray([*SMILES, "x(", SMILES[0], "C1CC1C(=O)N"])
+    serial, bad_serial = murcko_scaffolds(smiles, generic=True, workers=1)
+    parallel, bad_parallel = murcko_scaffolds(smiles, generic=True, workers=2)
+    assert parallel.tolist() == serial.tolist() and bad_parallel == bad_serial == 1
+    # Above the threshold the default uses every usable core; the answer stays the same.
+    monkeypatch.setattr("atomcollapse.splits.scaffold.PARALLEL_MIN", 2)
+    monkeypatch.setattr("atomcollapse.splits.scaffold.usable_cpus", lambda: 2)
+    assert murcko_scaffolds(smiles, generic=True)[0].tolist() == serial.tolist()
+
+
 @pytest.mark.parametrize(
     ("ordering", "n_ood", "expected"),
     [
