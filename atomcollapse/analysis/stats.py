@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from atomcollapse.analysis.metrics import t_interval
 from atomcollapse.analysis.runs import RunRecord
 
 #: the comparisons the evidence study reports (a - b; negative = a is better for errors)
@@ -22,16 +23,11 @@ PAIRS = (("mft", "finetune"), ("finetune", "scratch"), ("mft", "scratch"))
 
 def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
     """``(mean, low, high)``: the mean and its two-sided t interval (NaN bounds below 2 values)."""
-    x = np.asarray([v for v in values if math.isfinite(v)], dtype=np.float64)
-    if x.size == 0:
+    x = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if not x:
         return math.nan, math.nan, math.nan
-    mean = float(x.mean())
-    if x.size < 2:
-        return mean, math.nan, math.nan
-    from scipy import stats
-
-    half = float(stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
-    return mean, mean - half, mean + half
+    low, high = t_interval(x, level)
+    return float(np.mean(x)), low, high
 
 
 @dataclass(frozen=True)
