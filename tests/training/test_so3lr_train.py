@@ -5,7 +5,6 @@ bad names refused. Skips when so3krates-torch is not installed."""
 from __future__ import annotations
 
 import importlib.util
-import json
 
 import numpy as np
 import pytest
@@ -17,23 +16,12 @@ from atomcollapse.models.checkpoint import load_checkpoint
 from atomcollapse.splits.artifact import load_split
 from tests.training.conftest import write_split
 from tests.training.synthetic import write_molecule_store
+from tests.training.test_adapters_train import _backbone, _json, _max_change
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("so3krates_torch") is None,
     reason="the 'so3lr' extra (so3krates-torch==0.2.1) is not installed",
 )
-
-
-def _json(path):
-    return json.loads(path.read_text())
-
-
-def _backbone(state):
-    return {k: v for k, v in state.items() if k.startswith("backbone.")}
-
-
-def _max_change(a, b):
-    return max(float((a[k] - b[k]).abs().max()) for k in a if a[k].numel())
 
 
 def test_strategies_train_two_steps_from_so3lr(tmp_path):
