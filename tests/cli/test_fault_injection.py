@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -74,9 +75,18 @@ def content(path: Path, root: Path) -> dict[str, object]:
             out[key] = {k: v.numpy().tobytes() for k, v in sd.items()}
         elif f.name == "train.log":
             continue  # times and the "resumed at step" line
+        elif f.suffix == ".html":
+            out[key] = _page(f.read_text(), str(root))
         else:
             out[key] = f.read_bytes()
     return out
+
+
+def _page(html: str, root: str) -> str:
+    """A report page without what says when and how long: timestamps, durations, the folder."""
+    html = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)?", "<time>", html)
+    html = re.sub(r"\b\d+(\.\d+)? (h|min|s)\b", "<duration>", html)
+    return html.replace(root, "<root>")
 
 
 def leftovers(root: Path) -> list[str]:
