@@ -189,10 +189,30 @@ def render_markdown(agg: Aggregate) -> str:
         cols = summary_columns(agg)
         out += ["### Summary: averaged over targets", ""]
         table([h for _, h in cols], [[_summary_text(r, k) for k, _ in cols] for r in agg.summary])
+    paired = _paired(agg)
+    if paired:
+        out += ["### Paired differences (a - b per seed: same seed = same batches; 95% t interval)",
+                ""]  # fmt: skip
+        table(["dataset", "split", "target", "a - b", "metric", "mean", "95% CI", "a better"],
+              [[r["dataset"], r["split"], r["target"], r["comparison"], r["metric"],
+                f"{_num(r['mean'])} {r['unit']}", f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}]",
+                f"{r['a_better']} of {r['n']}"] for r in paired])  # fmt: skip
+        k = sum(r["a_better"] for r in paired if r["comparison"] == "mft - finetune"
+                and r["metric"] == "ood_mae")  # fmt: skip
+        n = sum(r["n"] for r in paired if r["comparison"] == "mft - finetune"
+                and r["metric"] == "ood_mae")  # fmt: skip
+        if n:
+            out += [f"MFT better than finetune OOD in {k} of {n} (block, seed) pairs.", ""]
     excl = _excluded_lines(agg)
     if excl:
         out += ["### Runs left out", "", *(f"- {x}" for x in excl), ""]
     return "\n".join(out)
+
+
+def _paired(agg: Aggregate) -> list[dict[str, Any]]:
+    from atomcollapse.analysis.stats import paired_rows
+
+    return paired_rows(r for c in agg.cells for r in c.runs)
 
 
 def _ff_name(metric: str) -> str:
@@ -268,7 +288,7 @@ def report_dict(agg: Aggregate) -> dict[str, Any]:
     excluded = [{"path": str(r.path), "strategy": r.strategy, "seed": r.seed, "reason": why}
                 for r, why in agg.excluded]  # fmt: skip
     return _clean({"max_seeds": agg.max_seeds, "cells": cells, "summary": summary,
-                   "excluded": excluded})  # fmt: skip
+                   "paired": _paired(agg), "excluded": excluded})  # fmt: skip
 
 
 def render_json(agg: Aggregate) -> str:

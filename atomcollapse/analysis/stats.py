@@ -82,3 +82,21 @@ def win_count(pairs: Iterable[Paired]) -> tuple[int, int]:
     """``(k, n)``: ``a`` better than ``b`` in k of n (block, seed) pairs."""
     pairs = list(pairs)
     return sum(p.a_better for p in pairs), sum(len(p.differences) for p in pairs)
+
+
+def paired_rows(records: Iterable[RunRecord]) -> list[dict]:
+    """The report's paired-difference rows: each of :data:`PAIRS` on ID and OOD MAE per block."""
+    records = list(records)
+    units = {_block(r): r.unit for r in records}
+    rows = []
+    for a, b in PAIRS:
+        for metric in ("id_mae", "ood_mae"):
+            for p in paired(records, a, b, metric):
+                mean, lo, hi = p.ci
+                rows.append({
+                    "dataset": p.block[0], "split": p.block[1], "target": p.block[2],
+                    "comparison": f"{a} - {b}", "metric": metric, "unit": units[p.block],
+                    "mean": mean, "ci_low": lo, "ci_high": hi, "a_better": p.a_better,
+                    "n": len(p.differences), "excludes_zero": p.excludes_zero,
+                })  # fmt: skip
+    return rows

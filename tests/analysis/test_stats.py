@@ -37,3 +37,25 @@ def test_differences_are_paired_by_seed_within_a_block(tmp_path):
     assert p.a_better == 1 and not p.excludes_zero
     assert win_count([p]) == (1, 2)
     assert paired(runs, "mft", "scratch") == []
+
+
+def test_report_shows_paired_differences_and_the_win_count(tmp_path):
+    import json
+
+    from atomcollapse.analysis.aggregate import aggregate
+    from atomcollapse.analysis.report import render
+
+    ood = {("scratch", 0): 0.04, ("scratch", 1): 0.05, ("finetune", 0): 0.030,
+           ("finetune", 1): 0.030, ("mft", 0): 0.020, ("mft", 1): 0.035}  # fmt: skip
+    runs = [load_run(make_run(tmp_path, strategy=s, seed=k, ood_mae=v))
+            for (s, k), v in ood.items()]  # fmt: skip
+    agg = aggregate(runs)
+    md = render(agg, "md")
+    assert "### Paired differences" in md
+    assert "MFT better than finetune OOD in 1 of 2 (block, seed) pairs." in md
+    rows = json.loads(render(agg, "json"))["paired"]
+    ood_rows = {r["comparison"]: r for r in rows if r["metric"] == "ood_mae"}
+    assert set(ood_rows) == {"mft - finetune", "finetune - scratch", "mft - scratch"}
+    fs = ood_rows["finetune - scratch"]
+    assert fs["a_better"] == 2 and fs["n"] == 2 and fs["unit"] == "meV"
+    assert fs["mean"] == pytest.approx(-0.015 * 27211.386245988, rel=1e-6)
