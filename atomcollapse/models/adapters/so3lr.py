@@ -77,6 +77,8 @@ def _pretrained(weights: str) -> Any:
         import so3krates_torch.modules.models  # noqa: F401  (classes of the pickled model)
     except ImportError as e:
         raise InputError(f"the SO3LR adapter needs so3krates-torch ({e}); {INSTALL}") from None
+    # The one full unpickle in the package: so3krates-torch ships SO3LR only as a pickled module.
+    # It is read from inside the installed package (never a path a user or a folder supplies).
     path = importlib.resources.files("so3krates_torch.pretrained.so3lr") / "so3lr.model"
     with warnings.catch_warnings(), importlib.resources.as_file(path) as file:
         warnings.simplefilter("ignore")
