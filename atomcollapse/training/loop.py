@@ -71,6 +71,9 @@ class LoopState:
     #: sums and counts of each loss term since the last evaluation
     loss_sums: dict[str, float] = field(default_factory=dict)
     loss_counts: dict[str, int] = field(default_factory=dict)
+    #: seconds spent in :meth:`Loop.run` so far, over every resume (wall clock; this process's CPU)
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
 
 
 class Loop:
@@ -206,17 +209,27 @@ class Loop:
         entry = {"step": st.step, **{k: float(v) for k, v in metrics.items()}, **means, **steps,
                  "best": improved}  # fmt: skip
         st.history.append(entry)
+        self._tick()
         losses = " ".join(f"{k}={v:.4g}" for k, v in {**means, **steps}.items())
         self._log(
             f"step {st.step}/{self.total_steps} {losses} val_score={score:.6g}"
-            f"{' *' if improved else ''}"
+            f"{' *' if improved else ''} (cpu {st.cpu_s:.0f} s, wall {st.wall_s:.0f} s)"
         )
         return metrics
+
+    def _tick(self) -> None:
+        """Add the time since the last tick to the state's running totals (kept out of metrics,
+        so that a resumed run's metrics.json stays bit-identical to an uninterrupted one's)."""
+        wall, cpu = time.monotonic(), time.process_time()
+        self.state.wall_s += wall - self._marks[0]
+        self.state.cpu_s += cpu - self._marks[1]
+        self._marks = (wall, cpu)
 
     def run(self) -> LoopState:
         self.model.train()
         bar = _Progress(self.total_steps, self.state.step) if self.progress else None
         t0 = time.monotonic()
+        self._marks = (t0, time.process_time())
         try:
             while self.state.step < self.total_steps and not self.state.stopped:
                 epoch_end = self.step()
@@ -226,12 +239,14 @@ class Loop:
                     self._validate()
                     self._checkpoint()
                 elif s % self.state_every_steps == 0:
+                    self._tick()
                     self._checkpoint()
                 if bar is not None:
                     bar.update(s, self.last_losses, self.state.best_score)
         finally:
             if bar is not None:
                 bar.close()
+            self._tick()
         self._log(
             f"finished at step {self.state.step} after {time.monotonic() - t0:.1f} s "
             f"(best step {self.state.best_step}, score {self.state.best_score:.6g})"

@@ -96,6 +96,8 @@ def load_resume_state(path: str | Path) -> dict[str, Any]:
     missing = sorted(_STATE_KEYS - set(state))
     loop = state.get("loop")
     names = {f.name for f in dataclasses.fields(LoopState)}
+    if isinstance(loop, dict):  # states written before the loop kept its running times
+        loop = {"wall_s": 0.0, "cpu_s": 0.0, **loop}
     if missing or not isinstance(loop, dict) or set(loop) != names:
         what = f"missing {', '.join(missing)}" if missing else "its loop state has other fields"
         raise InputError(f"incomplete resume state ({what})", file=path)

@@ -316,7 +316,11 @@ def _train(inp, cfg, c: Checked, ident, dist, dev, resuming) -> dict[str, Any]:
             )
         run.write_predictions(frame)
         manifest = run.read_json("manifest.json")
-        manifest.update(status="finished", finished_at=now_utc())
+        manifest.update(
+            status="finished",
+            finished_at=now_utc(),
+            train_seconds={"wall": round(final.wall_s, 3), "cpu": round(final.cpu_s, 3)},
+        )
         run.write_json("manifest.json", manifest)
         run.write_json(METRICS, metrics)
         run.drop_state()

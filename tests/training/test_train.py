@@ -77,6 +77,14 @@ def test_history_holds_per_task_losses_and_step_counts(runs):
     assert "train_ff_force_loss=" in log and "steps_ff=" in log
 
 
+def test_training_time_is_recorded_in_the_manifest_and_log_not_in_metrics(runs):
+    for s in STRATEGIES:
+        took = _manifest(runs[s])["train_seconds"]
+        assert took["wall"] > 0 and took["cpu"] > 0, s
+        assert not any("cpu" in k or "wall" in k for e in _metrics(runs[s])["history"] for k in e)
+    assert " s, wall " in (runs["finetune"] / "train.log").read_text()
+
+
 def test_forgetting_is_scored_on_the_same_held_out_structures_for_every_strategy(env, runs):
     f = {s: _metrics(runs[s])["forgetting"] for s in STRATEGIES}
     assert len({(x["content_hash"], x["n"]) for x in f.values()}) == 1
