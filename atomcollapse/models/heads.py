@@ -173,8 +173,11 @@ class PropertyHead(nn.Module):
         values = np.asarray(values, dtype=np.float64)
         n_atoms = np.diff(np.asarray(offsets)).astype(np.float64)
         use_refs = self.readout == "sum" if atom_refs is None else atom_refs
+        # references are per-atom contributions to the structure's total (value * N_atoms for
+        # the mean readout), so that the readout of ``atom_ref[Z_i]`` is the composition fit
+        totals = values if self.readout == "sum" else values * n_atoms
         refs = (
-            fit_atom_refs(numbers, offsets, values, elements) if use_refs else np.zeros(MAX_Z + 1)
+            fit_atom_refs(numbers, offsets, totals, elements) if use_refs else np.zeros(MAX_Z + 1)
         )
         ref_sum = np.add.reduceat(
             refs[np.asarray(numbers, dtype=np.int64)], np.asarray(offsets)[:-1]

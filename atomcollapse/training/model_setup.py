@@ -66,8 +66,17 @@ def new_property_head(
     width = feature_width(backbone, store, int(rows[0]), cfg.feature_layer)
     head = PropertyHead(width, readout=readout, mlp_hidden=cfg.hidden or None, seed=seed,
                         feature_layer=cfg.feature_layer)  # fmt: skip
-    head.fit_normalisation(*packed_numbers(store, rows), values)
+    refs = uses_atom_refs(store, target, cfg)
+    head.fit_normalisation(*packed_numbers(store, rows), values, atom_refs=refs)
     return head
+
+
+def uses_atom_refs(store: Store, target: str, cfg: HeadConfig) -> bool:
+    """Whether the property head fits per-element references (``head.atom_refs`` resolved)."""
+    if isinstance(cfg.atom_refs, bool):
+        return cfg.atom_refs
+    info = store.manifest["targets"][target]
+    return bool(info.get("atom_refs", info.get("readout", "sum") == "sum"))
 
 
 def feature_width(backbone: Backbone, store: Store, row: int, layer: int | str) -> int:
@@ -91,8 +100,10 @@ def loss_scale(head: PropertyHead, store: Store, rows: np.ndarray, target: str) 
     """Standard deviation (target unit) of the train targets after the head's atom references."""
     numbers, offsets = packed_numbers(store, rows)
     refs = torch.as_tensor(head.atom_refs).detach().cpu().double().numpy()
-    ref_sum = np.add.reduceat(refs[numbers], offsets[:-1])
-    residual = np.asarray(store.target(target), dtype=np.float64)[rows] - ref_sum
+    ref_part = np.add.reduceat(refs[numbers], offsets[:-1])
+    if head.readout == "mean":
+        ref_part = ref_part / np.diff(offsets)
+    residual = np.asarray(store.target(target), dtype=np.float64)[rows] - ref_part
     std = float(residual.std())
     return std if std > 1e-12 else 1.0
 

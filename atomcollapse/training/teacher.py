@@ -3,7 +3,8 @@
 The positive control of the evidence study: the pretrained representation holds this target
 exactly (its energy head reads it off the last layer), so a linear probe and MFT must beat a
 randomly initialised backbone out of distribution. The new store is the source store (every
-structure, target and column) plus ``teacher_energy_per_atom`` (eV/atom, mean readout), or the
+structure, target and column) plus ``teacher_energy_per_atom`` (eV/atom, mean readout with per-element references: the
+property head then learns the same interaction energy the energy head holds), or the
 structures the model can take when elements outside its set are dropped (counted in the source
 record); its provenance names the pretrained model's hash.
 """
@@ -71,7 +72,7 @@ def write_teacher_store(
     m = store.manifest
     info = {t: {k: v for k, v in d.items() if k not in ("count", "mean", "std", "min", "max", "unit")}
             for t, d in m["targets"].items()}  # fmt: skip
-    info[TARGET] = {"readout": "mean", "report_unit": "meV",
+    info[TARGET] = {"readout": "mean", "atom_refs": True, "report_unit": "meV",
                     "description": "the pretrained model's own energy per atom (teacher target)"}  # fmt: skip
     record = {"format": "teacher", "parent": m["name"], "parent_hash": m["content_hash"],
               "pretrained": str(pretrained), "pretrained_hash": digest,

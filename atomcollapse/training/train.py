@@ -35,6 +35,7 @@ from atomcollapse.training.model_setup import (
     new_property_head,
     painn_args,
     store_elements,
+    uses_atom_refs,
 )
 from atomcollapse.training.rundir import BEST, CONFIG, LAST, METRICS, STATE, RunDir, restore
 from atomcollapse.training.schedule import build_optimizer
@@ -374,6 +375,7 @@ def _manifest(inp, cfg, c: Checked, ident, head_hash, total, dist, dev) -> dict[
         "split": {**ident["split"], "path": str(Path(inp.split).resolve())},
         "loss_convention": cfg.loss_convention,
         "feature_layer": cfg.head.feature_layer,
+        "head_atom_refs": uses_atom_refs(c.store, cfg.target, cfg.head),
         "batch_size": str(cfg.batch_size),
         "mixing": s.get("mixing"),
         "aux_weight": s.get("aux_weight"),

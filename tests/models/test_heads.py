@@ -77,6 +77,32 @@ def test_property_head_standardisation_sum_readout():
     np.testing.assert_allclose(pred, values, atol=0.05 * n_atoms.max())
 
 
+def test_property_head_mean_readout_with_atom_refs_recovers_a_composition_linear_target():
+    """An energy per atom (mean readout) whose value is the composition's mean atom energy: the
+    references carry it all, so the prediction with the MLP output zero equals it."""
+    rng = np.random.default_rng(2)
+    numbers, offsets = _packed(rng)
+    n_atoms = np.diff(offsets)
+    refs_true = np.zeros(10)
+    refs_true[[1, 6, 7, 8]] = [-13.6, -1030.0, -1485.0, -2040.0]
+    values = np.add.reduceat(refs_true[numbers], offsets[:-1]) / n_atoms
+    head = PropertyHead(8, readout="mean", seed=0)
+    assert not head.fit_normalisation(numbers, offsets, values)["atom_refs"]  # default: none
+    stats = head.fit_normalisation(numbers, offsets, values, atom_refs=True)
+    assert stats["atom_refs"] and abs(stats["mean"]) < 1e-6
+    np.testing.assert_allclose(head.atom_refs.double().numpy()[[1, 6, 7, 8]],
+                               refs_true[[1, 6, 7, 8]], rtol=1e-5)  # fmt: skip
+    with torch.no_grad():
+        head.mlp[-1].weight.zero_()
+        head.mlp[-1].bias.zero_()
+    parts = [
+        (numbers[a:b], rng.normal(size=(b - a, 3)), None, None)
+        for a, b in itertools.pairwise(offsets)
+    ]
+    pred = head(_features(len(numbers)), contract.make_batch(parts, 2.0)).detach().double()
+    np.testing.assert_allclose(pred.numpy(), values, rtol=1e-5)
+
+
 def test_mean_vs_sum_readout():
     rng = np.random.default_rng(2)
     structures = [contract.random_molecule(rng, k) for k in (3, 5, 2)]
