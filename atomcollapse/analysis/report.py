@@ -22,6 +22,7 @@ from atomcollapse.analysis.aggregate import (
     SummaryRow,
     has_forgetting,
 )
+from atomcollapse.analysis.convergence import FLAT_PERCENT
 from atomcollapse.analysis.runs import FORGETTING_METRICS
 
 FORMATS = ("table", "md", "csv", "latex", "json")
@@ -203,10 +204,28 @@ def render_markdown(agg: Aggregate) -> str:
                 and r["metric"] == "ood_mae")  # fmt: skip
         if n:
             out += [f"MFT better than finetune OOD in {k} of {n} (block, seed) pairs.", ""]
+    conv = _convergence(agg)
+    if conv:
+        out += ["### Convergence (best validation MAE so far at 75% of the steps and at the end; "
+                f"flat = less than {FLAT_PERCENT:g}% better over the last quarter)", ""]  # fmt: skip
+        table(["dataset", "split", "target", "strategy", "seed", "steps", "val at 75%",
+               "val at end", "gain (%)", "flat", "CPU (s)"],
+              [[r["dataset"], r["split"], r["target"], r["strategy"], str(r["seed"]),
+                str(r["steps"]), f"{_num(r['val_start'])} {r['unit']}",
+                f"{_num(r['val_end'])} {r['unit']}", _num(r["improvement_percent"], 2),
+                "yes" if r["flat"] else "no", _num(r["cpu_seconds"], 5)] for r in conv])  # fmt: skip
+        n_flat = sum(1 for r in conv if r["flat"])
+        out += [f"Flat by the criterion: {n_flat} of {len(conv)} runs.", ""]
     excl = _excluded_lines(agg)
     if excl:
         out += ["### Runs left out", "", *(f"- {x}" for x in excl), ""]
     return "\n".join(out)
+
+
+def _convergence(agg: Aggregate) -> list[dict[str, Any]]:
+    from atomcollapse.analysis.convergence import convergence_rows
+
+    return convergence_rows(r for c in agg.cells for r in c.runs)
 
 
 def _paired(agg: Aggregate) -> list[dict[str, Any]]:
@@ -288,7 +307,8 @@ def report_dict(agg: Aggregate) -> dict[str, Any]:
     excluded = [{"path": str(r.path), "strategy": r.strategy, "seed": r.seed, "reason": why}
                 for r, why in agg.excluded]  # fmt: skip
     return _clean({"max_seeds": agg.max_seeds, "cells": cells, "summary": summary,
-                   "paired": _paired(agg), "excluded": excluded})  # fmt: skip
+                   "paired": _paired(agg), "convergence": _convergence(agg),
+                   "excluded": excluded})  # fmt: skip
 
 
 def render_json(agg: Aggregate) -> str:

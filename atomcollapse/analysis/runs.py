@@ -76,6 +76,8 @@ class RunRecord:
     code_version: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    #: CPU seconds the training loop used (over resumes; the manifest's ``train_seconds``)
+    train_cpu_seconds: float = math.nan
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -212,6 +214,7 @@ def load_run(path: str | Path) -> RunRecord:
         code_version=_get(m, "code_version"),
         started_at=_get(m, "created_at"),
         finished_at=_get(m, "finished_at"),
+        train_cpu_seconds=_number(_get(m, "train_seconds.cpu")) or math.nan,
     )
     _load_metrics(rec, path / METRICS)
     return rec
