@@ -107,6 +107,7 @@ class Loop:
         self.progress = progress
         self.autocast = autocast
         self.state = LoopState()
+        self._marks: tuple[float, float] = (time.monotonic(), time.process_time())
         self.last_losses: dict[str, float] = {}
         self.params = [p for g in optimizer.param_groups for p in g["params"]]
 
