@@ -17,12 +17,15 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from atomcollapse.analysis.metrics import mean_std, relative_gain
+from atomcollapse.analysis.metrics import mean_std, relative_gain, t_interval
 from atomcollapse.analysis.runs import FORGETTING_METRICS, RunRecord
 
 BASELINES = ("scratch", "finetune")
 METRICS = ("id_mae", "ood_mae", "id_rmse", "ood_rmse", "val_mae")
 GAIN_COLUMNS = tuple(f"gain_{p}_vs_{b}" for b in BASELINES for p in ("id", "ood"))
+#: A block's best value in a column is marked only when the 95% t interval over its seeds
+#: excludes the runner-up's value (so never with a single seed).
+BEST_CONFIDENCE = 0.95
 #: Column -> True when lower is better (for marking the best value of a block).
 LOWER_IS_BETTER = {
     "id_mae": True,
@@ -216,13 +219,29 @@ def _derive(block: list[Cell], max_seeds: int) -> None:
                 c.values[f"gain_{p}_vs_{b}"] = relative_gain(ref, c.mean(f"{p}_mae"))
     complete = [c for c in block if c.n_seeds == max_seeds]
     for col, lower in LOWER_IS_BETTER.items():
-        vals = [(c.value(col), c) for c in complete if math.isfinite(c.value(col))]
-        if len(vals) < 2:
+        vals = sorted(
+            ((c.value(col), c) for c in complete if math.isfinite(c.value(col))),
+            key=lambda x: x[0] if lower else -x[0],
+        )
+        if len(vals) < 2 or vals[0][0] == vals[1][0]:
             continue
-        target = min(v for v, _ in vals) if lower else max(v for v, _ in vals)
-        for v, c in vals:
-            if v == target:
-                c.best.add(col)
+        (_, best), (runner_up, _) = vals[0], vals[1]
+        low, high = t_interval(_per_seed(best, col, base), BEST_CONFIDENCE)
+        if (high < runner_up) if lower else (low > runner_up):
+            best.best.add(col)
+
+
+def _per_seed(c: Cell, col: str, base: dict[str, Cell]) -> list[float]:
+    """The column's value for each seed of ``c`` (gains: against the baseline's run of the same
+    seed, the one that saw the same batches)."""
+    if col == "ood_id_ratio":
+        return [r.metric("ood_mae") / r.metric("id_mae") for r in c.runs if r.metric("id_mae")]
+    if col in GAIN_COLUMNS:
+        _, part, _, b = col.split("_", 3)
+        ref = {r.seed: r for r in base[b].runs} if b in base else {}
+        return [relative_gain(ref[r.seed].metric(f"{part}_mae"), r.metric(f"{part}_mae"))
+                for r in c.runs if r.seed in ref]  # fmt: skip
+    return [r.metric(col) for r in c.runs]
 
 
 def summarise(agg: Aggregate) -> list[SummaryRow]:

@@ -33,7 +33,8 @@ _GAIN_TITLES = {
     "gain_ood_vs_finetune": "OOD gain vs finetune",
 }
 CAPTION = (
-    "mean ± std over seeds (n = seeds averaged); best value per column in bold; "
+    "mean ± std over seeds (n = seeds averaged); bold: a column's best value, only where its "
+    "95% t interval over seeds excludes the runner-up's value; "
     "gain = 100·(base − method)/base, positive = lower error than the base"
 )
 FF_CAPTION = (
@@ -153,7 +154,8 @@ def render_rich(agg: Aggregate, console) -> None:
         for c in cells:
             t.add_row(*(_cell_text(c, k, ("[bold green]", "[/]")) for k, _ in cols))
         t.caption = (
-            "mean ± std over seeds; best per column in bold; gain = 100·(base − method)/base"
+            "mean ± std over seeds; bold: best per column where its 95% interval excludes the "
+            "runner-up; gain = 100·(base − method)/base"
         )
         if has_forgetting(cells):
             t.caption += f"; {FF_CAPTION}"

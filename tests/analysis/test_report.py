@@ -57,12 +57,19 @@ def test_gains_against_scratch_and_finetune(tmp_path):
     assert c["mft"].values["gain_ood_vs_finetune"] == pytest.approx(100 * 0.004 / 0.022)
     assert c["mft"].values["gain_id_vs_finetune"] == pytest.approx(100 * 0.0001 / 0.004)
     assert math.isnan(c["scratch"].values["gain_id_vs_scratch"])  # no gain against itself
-    # OOD/ID: scratch 4.8, finetune 5.5, mft 4.615 (lowest); finetune best at ID vs scratch? no.
-    assert c["mft"].best == {
-        "id_mae", "ood_mae", "ood_id_ratio", "gain_id_vs_scratch", "gain_ood_vs_scratch",
-        "gain_id_vs_finetune", "gain_ood_vs_finetune",
-    }  # fmt: skip
+    # mft has the best value in every column, but a best is marked only where its 95% t interval
+    # over seeds excludes the runner-up: OOD MAE (18 mHa every seed against finetune's 22) and
+    # the OOD gain over finetune (18.2% every seed); not ID MAE (3.9 ± 0.5 mHa against
+    # finetune's 4.0), OOD/ID (4.4..4.9 against scratch's 4.8) or the gains over scratch.
+    assert c["mft"].best == {"ood_mae", "gain_ood_vs_finetune"}
     assert c["finetune"].best == set() and c["scratch"].best == set()
+
+
+def test_a_single_seed_is_never_marked_best(tmp_path):
+    for strategy, (ids, oods) in (("scratch", SCRATCH), ("finetune", FINETUNE), ("mft", MFT)):
+        make_run(tmp_path, strategy=strategy, seed=0, id_mae=ids[0], ood_mae=oods[0])
+    agg = aggregate(load_runs([tmp_path]))
+    assert all(not c.best for c in agg.cells)
 
 
 def test_summary_averages_gains_over_targets(tmp_path):
