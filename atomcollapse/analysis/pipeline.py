@@ -138,6 +138,25 @@ def run_collapse(
     return result, sample, notes
 
 
+#: What the colours of a t-SNE figure are, per embedding set.
+LEGEND_TITLES = {
+    "atoms": "chemical environment\n(element + number of\nbonded neighbours)",
+    "edges": "atom pair\n(bonded, or distance)",
+}
+
+
+def paper_row(coords: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The paper's t-SNE row: pretrained | finetune | mft (the first seed of each), or {} when
+    any of the three is missing."""
+    pick = {}
+    for want in ("pretrained", "finetune", "mft"):
+        names = [m for m in coords if m == want or m.startswith(f"{want} ")]
+        if not names:
+            return {}
+        pick[names[0]] = coords[names[0]]
+    return pick
+
+
 def write_collapse(
     result: CollapseResult,
     sample: Sample,
@@ -150,7 +169,7 @@ def write_collapse(
     """Tables, sampled atoms and t-SNE figures, written into ``out`` atomically."""
     import pandas as pd
 
-    from atomcollapse.analysis.plots import plot_tsne
+    from atomcollapse.analysis.plots import plot_collapse_measures, plot_tsne
     from atomcollapse.analysis.report import render_collapse
     from atomcollapse.artifacts import MANIFEST, atomic_directory, header, write_json_atomic
 
@@ -169,9 +188,17 @@ def write_collapse(
                       "distance_A": sample.edge_distance,
                       "class": [classes["edges"][k] for k in sample.edge_label]}).to_csv(
             tmp / "sample_pairs.csv", index=False, float_format="%.6g")  # fmt: skip
+        plot_collapse_measures(result.rows, tmp / "measures",
+                               title="Representation collapse against the pretrained model")  # fmt: skip
         for set_name, coords in result.tsne.items():
             if not coords:
                 continue
             scores = {r["model"]: r["db_tsne"] for r in result.rows if r["set"] == set_name}
             plot_tsne(coords, labels[set_name], classes[set_name], tmp / f"tsne_{set_name}",
-                      title=f"t-SNE of {set_name} embeddings", scores=scores)  # fmt: skip
+                      title=f"t-SNE of {set_name} embeddings", scores=scores,
+                      legend_title=LEGEND_TITLES[set_name])  # fmt: skip
+            row = paper_row(coords)
+            if row:
+                plot_tsne(row, labels[set_name], classes[set_name], tmp / f"tsne_row_{set_name}",
+                          title=f"t-SNE of {set_name} embeddings: pretrained, finetune, MFT",
+                          scores=scores, legend_title=LEGEND_TITLES[set_name])  # fmt: skip

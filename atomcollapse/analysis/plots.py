@@ -1,10 +1,12 @@
-"""Figures (matplotlib, Agg backend), each saved as PNG and SVG; scatter points are rasterised."""
+"""Figures (matplotlib, Agg backend), each saved as PNG and PDF at 300 dpi and as SVG; scatter
+points are rasterised. One colour per strategy everywhere (:func:`strategy_colour`)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -31,14 +33,119 @@ def slug(*parts: str) -> str:
     return "_".join(re.sub(r"[^A-Za-z0-9.\-]+", "-", str(p)).strip("-") or "x" for p in parts)
 
 
+#: Raster resolution of the PNG and of the rasterised parts of the PDF (journal figures).
+DPI = 300
+
+
 def save(fig, stem: Path) -> list[Path]:
-    """Write ``stem.png`` and ``stem.svg`` and close the figure."""
+    """Write ``stem.png`` and ``stem.pdf`` (300 dpi, for papers) and ``stem.svg`` (for the web
+    page), and close the figure."""
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
-    fig.savefig(paths[0], dpi=130, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf"), stem.with_suffix(".svg")]
+    for path in paths:
+        fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     return paths
+
+
+def strategy_colour(name: str) -> tuple[float, ...]:
+    """One colour per strategy, the same in every figure (by the strategy registry's order)."""
+    from atomcollapse.training.strategies import strategy_names
+
+    names = strategy_names()
+    cmap = plt.get_cmap("tab10")
+    return tuple(cmap(names.index(name) % 10)) if name in names else (0.4, 0.4, 0.4, 1.0)
+
+
+def plot_study(agg, stem: Path, *, confidence: float = 0.95) -> list[Path]:
+    """The paper figure: one panel per (dataset, split, target) block on its own scale, ID (pale)
+    and OOD (solid) MAE bars per strategy in the strategy's colour with their t interval over
+    seeds, each seed as a dot, and a black tick on each OOD bar at that strategy's ID MAE (the
+    ID ceiling its OOD error is compared against). Nothing is written for an empty aggregate."""
+    from atomcollapse.analysis.metrics import t_interval
+
+    blocks = list(agg.blocks().items())
+    if not blocks:
+        return []
+    cols = min(4, len(blocks))
+    rows = (len(blocks) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.9 * rows), squeeze=False)
+    strategies: list[str] = []
+    for ax, (block, cells) in zip(axes.flat, blocks, strict=False):
+        for k, c in enumerate(cells):
+            strategies += [] if c.strategy in strategies else [c.strategy]
+            colour = strategy_colour(c.strategy)
+            for j, (metric, alpha) in enumerate((("id_mae", 0.35), ("ood_mae", 1.0))):
+                x = 3 * k + j
+                seeds = [r.metric(metric) for r in c.runs if np.isfinite(r.metric(metric))]
+                if not seeds:
+                    continue
+                mean = float(np.mean(seeds))
+                low, high = t_interval(seeds, confidence)
+                err = None if not np.isfinite(low) else [[mean - low], [high - mean]]
+                ax.bar(x, mean, width=0.9, color=colour, alpha=alpha, edgecolor=colour,
+                       yerr=err, capsize=2, error_kw={"lw": 0.8})  # fmt: skip
+                ax.scatter(np.full(len(seeds), x), seeds, s=6, color="k", zorder=3, lw=0)
+            ceiling = c.mean("id_mae")
+            if np.isfinite(ceiling):
+                ax.hlines(ceiling, 3 * k + 0.55, 3 * k + 1.45, colors="k", lw=1.2, zorder=4)
+        ax.set_xticks([3 * k + 0.5 for k in range(len(cells))],
+                      [c.strategy for c in cells], rotation=35, ha="right", fontsize=7)  # fmt: skip
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel(f"MAE ({cells[0].unit})", fontsize=8)
+        ax.set_title(f"{block[2]} ({block[1]})", fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+    for ax in list(axes.flat)[len(blocks) :]:
+        ax.axis("off")
+    handles: list[Any] = [plt.Rectangle((0, 0), 1, 1, color=strategy_colour(s)) for s in strategies]
+    labels = list(strategies)
+    handles += [plt.Rectangle((0, 0), 1, 1, color="0.5", alpha=0.35),
+                plt.Rectangle((0, 0), 1, 1, color="0.5"),
+                plt.Line2D([], [], color="k", lw=1.2),
+                plt.Line2D([], [], marker="o", ls="", color="k", ms=3)]  # fmt: skip
+    labels += ["ID test (pale)", "OOD test (solid)", "ID ceiling (same strategy's ID MAE)",
+               "one seed"]  # fmt: skip
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=7,
+               frameon=False, bbox_to_anchor=(0.5, -0.02))  # fmt: skip
+    fig.suptitle(f"MAE per strategy: mean, {confidence:.0%} t interval over seeds", fontsize=9)
+    fig.tight_layout(rect=(0, 0.1 + 0.02 * (len(labels) // 4), 1, 1))
+    return save(fig, stem)
+
+
+def plot_forgetting(agg, stem: Path) -> list[Path]:
+    """Forgetting of the pretraining task per strategy: the energy head's force and energy MAE on
+    held-out force-field structures after adaptation, as a multiple of the untouched model's
+    (1 = nothing forgotten), one panel per block that measured it."""
+    blocks = [(b, cs) for b, cs in agg.blocks().items()
+              if any(np.isfinite(c.mean("ff_force_after")) for c in cs)]  # fmt: skip
+    if not blocks:
+        return []
+    fig, axes = plt.subplots(1, len(blocks), figsize=(3.4 * len(blocks), 2.9), squeeze=False)
+    for ax, (block, cells) in zip(axes.flat, blocks, strict=True):
+        for k, c in enumerate(cells):
+            for j, key in enumerate(("ff_force", "ff_energy")):
+                ratios = [r.metric(f"{key}_after") / r.metric(f"{key}_before") for r in c.runs
+                          if r.metric(f"{key}_before") > 0]  # fmt: skip
+                ratios = [x for x in ratios if np.isfinite(x)]
+                if not ratios:
+                    continue
+                x = 3 * k + j
+                ax.bar(x, float(np.mean(ratios)), width=0.9, color=strategy_colour(c.strategy),
+                       alpha=1.0 if j == 0 else 0.45, hatch=None if j == 0 else "//")  # fmt: skip
+                ax.scatter(np.full(len(ratios), x), ratios, s=6, color="k", zorder=3, lw=0)
+        ax.axhline(1.0, color="k", lw=0.8, ls="--")
+        ax.set_yscale("log")
+        ax.set_xticks([3 * k + 0.5 for k in range(len(cells))],
+                      [c.strategy for c in cells], rotation=35, ha="right", fontsize=7)  # fmt: skip
+        ax.set_ylabel("FF MAE after / before (×)", fontsize=8)
+        ax.set_title(f"{block[2]} ({block[1]})", fontsize=8)
+    fig.legend([plt.Rectangle((0, 0), 1, 1, color="0.4"),
+                plt.Rectangle((0, 0), 1, 1, color="0.4", alpha=0.45, hatch="//")],
+               ["forces", "energy per atom"], loc="lower center", ncol=2, fontsize=7,
+               frameon=False)  # fmt: skip
+    fig.suptitle("Forgetting of the pretraining task (1 = as pretrained)", fontsize=9)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return save(fig, stem)
 
 
 def plot_mae_bars(cells: Sequence[Cell], stem: Path) -> list[Path]:
@@ -50,9 +157,9 @@ def plot_mae_bars(cells: Sequence[Cell], stem: Path) -> list[Path]:
     for ax, metric, title in zip(axes, ("id_mae", "ood_mae"), ("ID test", "OOD test"), strict=True):
         mean = np.array([c.stats[metric][0] for c in cells])
         std = np.nan_to_num(np.array([c.stats[metric][1] for c in cells]))
-        ax.bar(
-            x, np.nan_to_num(mean), yerr=std, capsize=4, color="C0" if metric == "id_mae" else "C3"
-        )
+        ax.bar(x, np.nan_to_num(mean), yerr=std, capsize=4,
+               color=[strategy_colour(n) for n in names],
+               alpha=0.45 if metric == "id_mae" else 1.0)  # fmt: skip
         ax.set_xticks(x, names, rotation=30, ha="right")
         ax.set_title(title)
         ax.set_ylabel(f"MAE ({unit})")
@@ -79,22 +186,24 @@ def plot_learning_curves(cells: Sequence[Cell], stem: Path) -> list[Path]:
     fig, axes = plt.subplots(1, n_panels, figsize=(5.4 * n_panels, 3.6), squeeze=False)
     ax = axes[0][0]
     labelled: set[str] = set()
-    for k, c, r in runs:
+    for _, c, r in runs:
         step, val = _series(r.history, "val_mae")
         label = None if c.strategy in labelled else c.strategy
         labelled.add(c.strategy)
-        ax.plot(step, val, color=f"C{k}", lw=1.0, alpha=0.8, marker=".", ms=3, label=label)
+        ax.plot(step, val, color=strategy_colour(c.strategy), lw=1.0, alpha=0.8, marker=".",
+                ms=3, label=label)  # fmt: skip
     ax.set_xlabel("optimiser step")
     ax.set_ylabel(f"validation MAE ({cells[0].unit})")
     ax.set_title("validation (one line per seed)", fontsize=9)
     ax.legend(fontsize=7)
     if ff_runs:
         ax = axes[0][1]
-        for k, _c, r in ff_runs:
+        for _, fc, r in ff_runs:
             for key, (_, style) in TRAIN_LOSSES.items():
                 step, val = _series(r.history, key)
                 keep = val > 0
-                ax.plot(step[keep], val[keep], style, color=f"C{k}", lw=1.0, alpha=0.8)
+                ax.plot(step[keep], val[keep], style, color=strategy_colour(fc.strategy), lw=1.0,
+                        alpha=0.8)  # fmt: skip
         ax.set_yscale("log")
         ax.set_xlabel("optimiser step")
         ax.set_ylabel("mean training loss since last evaluation")
@@ -185,8 +294,10 @@ def plot_tsne(
     *,
     title: str,
     scores: dict[str, float] | None = None,
+    legend_title: str | None = None,
 ) -> list[Path]:
-    """t-SNE scatter coloured by class, one panel per model (same points in every panel)."""
+    """t-SNE scatter coloured by class, one panel per model (same points in every panel), one
+    legend for all panels (``legend_title`` says what the colours are)."""
     n = max(1, len(coords))
     cols = min(n, 4)
     rows = (n + cols - 1) // cols
@@ -206,7 +317,13 @@ def plot_tsne(
         ax.axis("off")
     handles = [plt.Line2D([], [], marker="o", ls="", color=cmap(k % cmap.N)) for k in present]
     fig.legend(
-        handles, [class_names[k] for k in present], loc="center right", fontsize=8, markerscale=1.5
+        handles,
+        [class_names[k] for k in present],
+        loc="center right",
+        fontsize=8,
+        markerscale=1.5,
+        title=legend_title,
+        title_fontsize=7,
     )
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 0.86, 1))
@@ -222,7 +339,10 @@ def report_plots(agg, out: Path) -> list[Path]:
     """
     from atomcollapse.analysis.runs import load_predictions
 
-    written: list[Path] = []
+    written: list[Path] = [
+        *plot_study(agg, out / "study"),
+        *plot_forgetting(agg, out / "forgetting"),
+    ]
     for block, cells in agg.blocks().items():
         base = slug(*block)
         written += plot_mae_bars(cells, out / f"mae_{base}")
@@ -240,3 +360,38 @@ def report_plots(agg, out: Path) -> list[Path]:
             written += plot_tail_error(preds, out / f"tail_{base}", title=title, unit=unit)
         written += plot_parity(preds, out / f"parity_{base}", title=title, unit=unit)
     return written
+
+
+#: Collapse measure -> (axis label, reference value of the pretrained model).
+COLLAPSE_MEASURES = {
+    "db_tsne_ratio": ("Davies-Bouldin on t-SNE / pretrained (higher = more overlap)", 1.0),
+    "cka": ("linear CKA with the pretrained embeddings (1 = same)", 1.0),
+    "w1_sliced": ("sliced W1 from the pretrained embeddings (0 = same)", 0.0),
+}
+
+
+def plot_collapse_measures(rows: Sequence[dict], stem: Path, *, title: str) -> list[Path]:
+    """The collapse measures per adapted model (``"<strategy> s<seed>"`` rows of a collapse
+    result), one panel per measure and embedding set, bars in the strategy's colour, the
+    pretrained model's value dashed."""
+    sets = sorted({r["set"] for r in rows if r["model"] != "pretrained"})
+    if not sets:
+        return []
+    fig, axes = plt.subplots(len(sets), len(COLLAPSE_MEASURES),
+                             figsize=(3.3 * len(COLLAPSE_MEASURES), 2.6 * len(sets)),
+                             squeeze=False)  # fmt: skip
+    for i, set_name in enumerate(sets):
+        adapted = [r for r in rows if r["set"] == set_name and r["model"] != "pretrained"]
+        for j, (key, (label, ref)) in enumerate(COLLAPSE_MEASURES.items()):
+            ax = axes[i][j]
+            vals = [float(r.get(key, np.nan)) for r in adapted]
+            colours = [strategy_colour(str(r["model"]).split(" ")[0]) for r in adapted]
+            ax.bar(np.arange(len(adapted)), np.nan_to_num(vals), color=colours)
+            ax.axhline(ref, color="k", lw=0.8, ls="--")
+            ax.set_xticks(np.arange(len(adapted)), [r["model"] for r in adapted], rotation=35,
+                          ha="right", fontsize=7)  # fmt: skip
+            ax.set_title(f"{set_name}: {label}", fontsize=7)
+            ax.tick_params(axis="y", labelsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return save(fig, stem)

@@ -335,18 +335,23 @@ def _bold_tex(text: str) -> str:
 
 
 def render_latex(agg: Aggregate) -> str:
-    out: list[str] = ["% atomcollapse report: one tabular per dataset/split/target block"]
+    out: list[str] = [
+        "% atomcollapse report: one table per dataset/split/target block",
+        "% needs \\usepackage{booktabs} and \\usepackage{graphicx}; each table is scaled to the",
+        "% column width (\\resizebox{\\columnwidth}), so it fits a two-column paper's column",
+    ]
 
     def tabular(caption: str, cols: list[tuple[str, str]], rows: list[list[str]]) -> None:
         align = "".join("l" if k in _TEXT_KEYS else "r" for k, _ in cols)
         out.append(r"\begin{table}[ht]\centering\small")
         out.append(rf"\caption{{{_tex(caption)}}}")
-        out.append(r"\begin{tabular}{" + align + "}")
-        out.append(r"\hline")
+        out.append(r"\resizebox{\columnwidth}{!}{%")
+        out.append(r"\begin{tabular}{@{}" + align + "@{}}")
+        out.append(r"\toprule")
         out.append(" & ".join(_tex(h) for _, h in cols) + r" \\")
-        out.append(r"\hline")
+        out.append(r"\midrule")
         out.extend(" & ".join(row) + r" \\" for row in rows)
-        out.extend([r"\hline", r"\end{tabular}", r"\end{table}", ""])
+        out.extend([r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""])
 
     for block, cells in agg.blocks().items():
         cols = _block_columns(cells)
@@ -426,8 +431,9 @@ def render_collapse(rows: list[dict], fmt: str, console=None) -> str:
         lines += ["| " + " | ".join(r) + " |" for r in text]
         return "\n".join([*lines, "", COLLAPSE_CAPTION + ".", ""])
     lines = [r"\begin{table}[ht]\centering\small", rf"\caption{{{_tex(COLLAPSE_CAPTION)}}}",
-             r"\begin{tabular}{ll" + "r" * (len(headers) - 2) + "}", r"\hline",
-             " & ".join(_tex(h) for h in headers) + r" \\", r"\hline",
+             r"\resizebox{\columnwidth}{!}{%",
+             r"\begin{tabular}{@{}ll" + "r" * (len(headers) - 2) + "@{}}", r"\toprule",
+             " & ".join(_tex(h) for h in headers) + r" \\", r"\midrule",
              *(" & ".join(_tex(x) for x in r) + r" \\" for r in text),
-             r"\hline", r"\end{tabular}", r"\end{table}", ""]  # fmt: skip
+             r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]  # fmt: skip
     return "\n".join(lines)

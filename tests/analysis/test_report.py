@@ -164,6 +164,11 @@ def test_latex_and_markdown_carry_units_and_best_marks(tmp_path):
     assert r"\textbf{" in tex and r"$\pm$" in tex and "\x00" not in tex
     md = render(agg, "md")
     assert "| ID MAE (meV) |" in md and "**" in md
+    # booktabs rules, scaled to a column
+    assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
+    assert r"\hline" not in tex and tex.count(r"\resizebox{\columnwidth}{!}{%") == tex.count(
+        r"\begin{tabular}"
+    )
 
 
 def test_single_seed_has_no_std(tmp_path):
@@ -246,3 +251,25 @@ def test_unknown_unit_is_a_flagged_run(tmp_path):
     assert rec.problems and "furlong" in rec.problems[0]
     agg = aggregate([rec])
     assert agg.cells[0].n_seeds == 0 and "furlong" in agg.excluded[0][1]
+
+
+def test_paper_figures_in_png_and_pdf_with_one_colour_per_strategy(tmp_path):
+    from atomcollapse.analysis.plots import DPI, report_plots, strategy_colour
+
+    study(tmp_path / "gap", "gap")
+    study(tmp_path / "homo", "homo", scale=2.0)
+    agg = aggregate(load_runs([tmp_path]))
+    written = report_plots(agg, tmp_path / "plots")
+    png, pdf = tmp_path / "plots" / "study.png", tmp_path / "plots" / "study.pdf"
+    assert png in written and pdf in written
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    from PIL import Image
+
+    with Image.open(png) as im:
+        assert round(im.info["dpi"][0]) == DPI
+    svg = (tmp_path / "plots" / "study.svg").read_text()
+    for label in ("gap (property-tail-gap)", "homo (property-tail-homo)", "ID ceiling", "one seed"):
+        assert label in svg, label
+    # every figure draws a strategy in the same colour
+    assert strategy_colour("mft") != strategy_colour("finetune")
+    assert strategy_colour("mft") == strategy_colour("mft")
