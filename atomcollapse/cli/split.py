@@ -1,4 +1,4 @@
-"""``atomcollapse split DATASET --method M --out P``, ``split show P``, ``split verify P``."""
+"""``atomcollapse split DATASET --method M --out P``, ``split show|verify|export P``."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ class _SplitGroup(TyperGroup):
 app = typer.Typer(
     cls=_SplitGroup,
     no_args_is_help=True,
-    help="Build, show and verify OOD splits: `split DATASET --method M --out P`, "
-    "`split show P`, `split verify P`.",
+    help="Build, show, verify and export OOD splits: `split DATASET --method M --out P`, "
+    "`split show P`, `split verify P`, `split export P --format F --out D`.",
 )
 
 
@@ -226,3 +226,28 @@ def verify(
     if not report.ok:
         raise InputError(f"split fails verification: {'; '.join(report.problems)}", file=path)
     console.print(f"[green]ok[/]: split {split.hash[:12]} verified against {store.name}")
+
+
+@app.command("export")
+def export(
+    path: Annotated[Path, typer.Argument(help="Split directory.")],
+    fmt: Annotated[str, typer.Option("--format", help="extxyz | csv.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write.")],
+    data: Annotated[
+        str | None, typer.Option(help="Store name or path (default: the split's).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an earlier export.")] = False,
+) -> None:
+    """One file per partition (ids, targets in their units, split hash) for other frameworks."""
+    from atomcollapse.artifacts import check_replaceable
+    from atomcollapse.data.export import check_format
+    from atomcollapse.data.store import open_store
+    from atomcollapse.splits import load_split
+    from atomcollapse.splits.export import FORMATS, KIND, export_split
+
+    check_format(fmt, FORMATS)
+    check_replaceable(out, KIND, overwrite=overwrite)
+    split = load_split(path)
+    store = open_store(data or split.manifest["dataset"]["name"], state.data_root)
+    files = export_split(split, store, out, fmt=fmt, overwrite=overwrite)
+    console.print(f"wrote {len(files)} {fmt} files of split {split.hash[:12]} -> {out}")
