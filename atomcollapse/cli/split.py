@@ -75,9 +75,8 @@ def make(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing split.")] = False,
 ) -> None:
     """Make a split artifact (train, val, id_test, ood_test) of DATASET."""
-    from atomcollapse.artifacts import check_replaceable
-    from atomcollapse.data.store import open_store
-    from atomcollapse.splits import SplitConfig, make_split
+    from atomcollapse.splits import SplitConfig
+    from atomcollapse.splits.build import build_split
 
     labels = tuple(x.strip() for x in label.split(",") if x.strip()) if label else ()
     cfg = SplitConfig(
@@ -86,15 +85,10 @@ def make(
         bandwidth_scaling=bandwidth_scaling, ordering=ordering, generic=generic, by=by,
         labels=labels, n_folds=n_folds, fold=fold, n_clusters=n_clusters,
     )  # fmt: skip
-    cfg.validate()
-    check_replaceable(out, "split", overwrite=overwrite)
-    store = open_store(dataset, state.data_root)
-    store.verify_content()
-    split = make_split(store, cfg)
-    split.save(out, overwrite=overwrite)
+    split = build_split(dataset, cfg, out, data_root=state.data_root, overwrite=overwrite)
     c = split.counts()
     console.print(
-        f"wrote {split.method} split of [bold]{store.name}[/] -> {out}: "
+        f"wrote {split.method} split of [bold]{split.manifest['dataset']['name']}[/] -> {out}: "
         + ", ".join(f"{k} {v:,}" for k, v in c.items() if v or k != "excluded")
         + f"; split hash {split.hash[:12]}"
     )
