@@ -98,6 +98,7 @@ def make(
 def show(path: Annotated[Path, typer.Argument(help="Split directory.")]) -> None:
     """Print a split's manifest: method, dataset, counts, groups and target statistics."""
     from atomcollapse.splits import load_split
+    from atomcollapse.splits.tables import means_table, partition_table, tails_table
 
     split = load_split(path)
     m = split.manifest
@@ -111,14 +112,14 @@ def show(path: Annotated[Path, typer.Argument(help="Split directory.")]) -> None
     params = ", ".join(f"{k}={v}" for k, v in m["parameters"].items() if v not in (None, ()))
     console.print(f"parameters: {params}")
     console.print(f"made by {m['created_by']['version']} at {m['created_at']}", style="dim")
-    console.print(_partition_table(m))
+    console.print(partition_table(m))
     if not m.get("target") and m.get("target_stats"):
-        console.print(_means_table(m["target_stats"]))
+        console.print(means_table(m["target_stats"]))
     details = m.get("details", {})
     if "procedure" in details:
         console.print(f"procedure: {details['procedure']}", style="dim")
     if "tails" in details:
-        console.print(_tails_table(details["tails"]))
+        console.print(tails_table(details["tails"]))
     dup = m.get("duplicates", {})
     console.print(
         f"duplicates ({dup.get('identity', '?')}): mode {dup.get('mode')}, "
@@ -127,67 +128,6 @@ def show(path: Annotated[Path, typer.Argument(help="Split directory.")]) -> None
     for k, v in details.items():
         if k not in ("procedure", "tails"):
             console.print(f"{k}: {v}", highlight=False)
-
-
-def _partition_table(m: dict[str, Any]) -> Table:
-    from atomcollapse.splits.artifact import PARTITIONS
-
-    groups = m.get("groups") or {}
-    stats = m.get("target_stats", {})
-    shown = [m["target"]] if m.get("target") else []
-    n = m["dataset"]["n_structures"]
-    t = Table("partition", "structures", "share")
-    if groups:
-        t.add_column(f"{groups['kind']}s")
-        if "acyclic_share" in groups.get("train", {}):
-            t.add_column("acyclic")
-    for name in shown:
-        t.add_column(f"{name} mean ({stats[name]['report_unit']})")
-        t.add_column(f"{name} min..max")
-    for p in PARTITIONS:
-        c = m["counts"][p]
-        row = [p, f"{c:,}", f"{c / n:.1%}"]
-        if groups:
-            row.append(f"{groups[p]['n_groups']:,}")
-            if "acyclic_share" in groups[p]:
-                row.append(f"{groups[p]['acyclic_share']:.1%}")
-        for name in shown:
-            s = stats[name][p]
-            row += (
-                [f"{s['mean_report']:.5g}", f"{s['min_report']:.5g}..{s['max_report']:.5g}"]
-                if s["count"] else ["", ""]
-            )  # fmt: skip
-        t.add_row(*row)
-    if m["counts"].get("excluded"):
-        t.caption = f"{m['counts']['excluded']:,} structures in no partition (duplicates dropped)"
-    return t
-
-
-def _means_table(stats: dict[str, Any]) -> Table:
-    from atomcollapse.splits.artifact import PARTITIONS
-
-    t = Table("target (mean)", "unit", *PARTITIONS)
-    for name, st in stats.items():
-        means = [f"{st[p]['mean_report']:.5g}" if st[p]["count"] else "-" for p in PARTITIONS]
-        t.add_row(name, st["report_unit"], *means)
-    return t
-
-
-def _tails_table(tails: dict[str, Any]) -> Table:
-    t = Table(
-        "ood_test tail", "count", f"range [{tails['unit']}]", f"range [{tails['report_unit']}]"
-    )
-    for name in ("lower", "upper", "rest"):
-        e = tails[name]
-        if not e["count"]:
-            t.add_row(name, "0", "", "")
-            continue
-        t.add_row(
-            name if name != "rest" else "(not ood)", f"{e['count']:,}",
-            "{:.6g} .. {:.6g}".format(*e["range"]), "{:.6g} .. {:.6g}".format(*e["range_report"]),
-        )  # fmt: skip
-    t.caption = "two clean tails" if tails["two_clean_tails"] else "OOD is not just the two tails"
-    return t
 
 
 @app.command("verify")
