@@ -38,13 +38,13 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check atomcollapse tests benchmarks
-	$(BIN)/ruff format --check atomcollapse tests benchmarks
+	$(BIN)/ruff check atomcollapse tests benchmarks examples
+	$(BIN)/ruff format --check atomcollapse tests benchmarks examples
 	$(BIN)/mypy atomcollapse
 
 format: $(STAMP)
-	$(BIN)/ruff format atomcollapse tests benchmarks
-	$(BIN)/ruff check --fix atomcollapse tests benchmarks
+	$(BIN)/ruff format atomcollapse tests benchmarks examples
+	$(BIN)/ruff check --fix atomcollapse tests benchmarks examples
 
 # MatterSim's 5,222 DFT benchmark frames, from the mattersim==1.2.3 source archive on PyPI.
 mattersim-data: $(STAMP)

@@ -16,6 +16,15 @@ REPORT_FILES = {
 HTML = "report.html"
 
 
+def check_collapse_folders(folders: Sequence[Path]) -> None:
+    """InputError unless every folder is a ``collapse --out`` folder (it has collapse.json)."""
+    from atomcollapse.errors import InputError
+
+    for folder in folders:
+        if not (Path(folder) / "collapse.json").is_file():
+            raise InputError("not a collapse output folder (no collapse.json)", file=folder)
+
+
 def write_report(
     agg: Aggregate,
     out: Path,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,7 +95,7 @@ def resolve_inputs(
 
 @dataclass(frozen=True)
 class CollapseSettings:
-    """Options of ``collapse`` (validated by the CLI)."""
+    """Options of ``collapse``; :meth:`validate` checks them once, at the edge."""
 
     layer: int = -1
     max_per_class: int = 2000
@@ -105,6 +107,39 @@ class CollapseSettings:
     batch_size: int = 64
     threads: int | None = None
     tsne_backend: str = "auto"
+
+    def validate(self) -> CollapseSettings:
+        """Raise InputError (naming the CLI option) for a value ``collapse`` cannot use."""
+        from atomcollapse.analysis.embeddings import EDGE_MODES
+        from atomcollapse.analysis.measures import TSNE_BACKENDS
+
+        if self.edges not in EDGE_MODES:
+            raise InputError(f"--edges must be one of {', '.join(EDGE_MODES)}, not {self.edges!r}")
+        if self.tsne_backend not in TSNE_BACKENDS:
+            raise InputError(f"--tsne-backend must be one of {', '.join(TSNE_BACKENDS)}, "
+                             f"not {self.tsne_backend!r}")  # fmt: skip
+        limits = {"--max-per-class": (self.max_per_class, 1),
+                  "--tsne-max-iter": (self.tsne_max_iter, 250),
+                  "--projections": (self.projections, 1), "--batch-size": (self.batch_size, 1),
+                  "--threads": (self.threads or 1, 1)}  # fmt: skip
+        for name, (v, lo) in limits.items():
+            if v < lo:
+                raise InputError(f"{name} must be at least {lo}, got {v}")
+        return self
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` torch CPU threads (unchanged when None), then restore."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def run_collapse(

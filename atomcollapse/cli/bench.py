@@ -117,66 +117,11 @@ def _submit(spec, out: Path, jobs, say, t0: float) -> None:
 
 
 def _finish(spec, out: Path, outcomes, t0: float) -> None:
-    """Report, collapse and the study page over the finished cells; exit 1 when a cell is
-    missing or failed."""
-    import time
-    from collections import Counter
+    from atomcollapse.bench.finish import finish
 
-    from atomcollapse.bench.analysis import (
-        run_collapse_analysis,
-        write_reports,
-        write_study_page,
-    )
-    from atomcollapse.bench.pipeline import make_plan, summary_line, write_summary
-
-    plan = make_plan(spec, out, state.data_root, create=False)
-    summary = write_summary(plan, outcomes)
-    files: list[Path] = []
-    problems: list[str] = []
-    aggs: dict = {}
-    folders: list[Path] = []
-    if spec.report:
-        files, aggs = write_reports(plan, console)
-    if spec.collapse.enabled:
-        folders, problems = run_collapse_analysis(plan, console)
-        files += [f for d in folders for f in sorted(d.rglob("*")) if f.is_file()]
-    plots = [f for f in files if f.suffix in (".png", ".svg")]
-    if plots:
-        console.print("plots:", highlight=False)
-        for f in plots:
-            console.print(f"  {f}", highlight=False, soft_wrap=True)
-    counts = Counter(plan.state(c) for c in plan.cells)
-    missing = [c for c in plan.cells if plan.state(c) != "done"]
-    if missing:
-        _print_submitted(out, missing)
-    for c in missing:
-        detail = c.blocked or (plan.statuses.get(c.cell_id or "") or {}).get("error") or ""
-        err_console.print(f"not done: {c.key.label} ({plan.state(c)}) {detail}", highlight=False,
-                          soft_wrap=True)  # fmt: skip
-    for p in problems:
-        err_console.print(p, highlight=False, soft_wrap=True)
-    not_done = [f"not done: {c.key.label} ({plan.state(c)}) "
-                f"{c.blocked or (plan.statuses.get(c.cell_id or '') or {}).get('error') or ''}".strip()
-                for c in missing]  # fmt: skip
-    failed = [f"failed in this invocation: {f['cell']} (exit {f['returncode']}): {f['error']}; "
-              f"log {f['log']}" for f in summary["failures"]]  # fmt: skip
-    page = write_study_page(plan, aggs, folders, [*not_done, *failed, *problems],
-                            time.perf_counter() - t0)  # fmt: skip
-    console.print(f"{summary_line(counts)}; summary in {out / 'bench.json'}; the study on one "
-                  f"page: {page}", highlight=False, soft_wrap=True)  # fmt: skip
-    if missing or problems or summary["failures"]:
+    if not finish(spec, out, outcomes, t0, data_root=state.data_root, console=console,
+                  err_console=err_console):  # fmt: skip
         raise SystemExit(1)  # typer.Exit codes are lost under standalone_mode=False
-
-
-def _print_submitted(out: Path, missing) -> None:
-    from atomcollapse.bench.slurm import load_submitted
-
-    record = load_submitted(out)
-    for c in missing:
-        entry = record.get(c.cell_id or "")
-        if entry and not Path(entry["status"]).is_file():
-            err_console.print(f"{c.key.label}: job {entry['job_id']} has not finished",
-                              highlight=False)  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,4 @@
-"""``atomcollapse datasets list|show|subset|verify``: what stores exist, their counts, elements and targets."""
+"""``atomcollapse datasets list|show|subset|verify|export``: what stores exist, their counts, elements and targets."""
 
 from __future__ import annotations
 
@@ -104,3 +104,25 @@ def verify(name: str = typer.Argument(..., help="Store name or path.")) -> None:
         f"content hash {s.content_hash[:16]} matches its manifest",
         highlight=False,
     )
+
+
+@app.command("export")
+def export(
+    name: str = typer.Argument(..., help="Store name or path."),
+    fmt: str = typer.Option("extxyz", "--format", help="extxyz."),
+    out: Path = typer.Option(..., "--out", help="File to write."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
+) -> None:
+    """Every structure with its targets (units named), cell and pbc, energies and forces."""
+    from atomcollapse.data.export import (
+        STORE_FORMATS,
+        check_file_target,
+        check_format,
+        export_store,
+    )
+
+    check_format(fmt, STORE_FORMATS)
+    check_file_target(out, overwrite)
+    s = open_store(name, state.data_root)
+    export_store(s, out, fmt=fmt, overwrite=overwrite)
+    console.print(f"wrote {out}: {len(s):,} structures of {s.name} ({fmt})")

@@ -8,8 +8,8 @@ import typer
 
 from atomcollapse.artifacts import check_replaceable
 from atomcollapse.cli.common import console, state
-from atomcollapse.data.sources import Ingested
-from atomcollapse.data.store import new_store_path, write_store
+from atomcollapse.data.sources import Ingested, write_ingested
+from atomcollapse.data.store import new_store_path
 
 app = typer.Typer(
     help="Read QM9, MatBench or extxyz data into a canonical dataset store.", no_args_is_help=True
@@ -22,11 +22,7 @@ def _target(name: str, overwrite: bool) -> None:
 
 
 def _write(ing: Ingested, name: str, overwrite: bool) -> None:
-    target = new_store_path(name, state.data_root)
-    write_store(
-        ing.structures, target, name=name, kind=ing.kind, source=ing.source,
-        target_info=ing.target_info, extra=ing.extra, overwrite=overwrite,
-    )  # fmt: skip
+    target = write_ingested(ing, name, state.data_root, overwrite=overwrite)
     console.print(f"wrote [bold]{name}[/]: {len(ing.structures):,} structures, "
                   f"{ing.structures.n_atoms:,} atoms -> {target}")  # fmt: skip
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -40,15 +38,18 @@ def report(
 ) -> None:
     """ID/OOD MAE per dataset, split, target and strategy: mean ± std over seeds, gains, flags."""
     from atomcollapse.analysis.aggregate import aggregate
-    from atomcollapse.analysis.outputs import HTML, html_page, write_report
+    from atomcollapse.analysis.outputs import (
+        HTML,
+        check_collapse_folders,
+        html_page,
+        write_report,
+    )
     from atomcollapse.analysis.report import FORMATS, render, render_rich
     from atomcollapse.analysis.runs import load_runs
 
     if fmt not in (*FORMATS, "html"):
         raise InputError(f"--format must be one of {', '.join(FORMATS)}, html, not {fmt!r}")
-    for folder in collapse_dirs or []:
-        if not (folder / "collapse.json").is_file():
-            raise InputError("not a collapse output folder (no collapse.json)", file=folder)
+    check_collapse_folders(collapse_dirs or [])
     _check_out(out, "report", overwrite)
     agg = aggregate(load_runs(runs))
     if out is not None:
@@ -118,12 +119,11 @@ def collapse(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out.")] = False,
 ) -> None:
     """Embedding collapse of adapted models relative to the pretrained one, on the same atoms."""
-    from atomcollapse.analysis.embeddings import EDGE_MODES
-    from atomcollapse.analysis.measures import TSNE_BACKENDS
     from atomcollapse.analysis.pipeline import (
         CollapseSettings,
         resolve_inputs,
         run_collapse,
+        torch_threads,
         write_collapse,
     )
     from atomcollapse.analysis.report import FORMATS, render_collapse
@@ -131,26 +131,14 @@ def collapse(
 
     if fmt not in FORMATS:
         raise InputError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    if edges not in EDGE_MODES:
-        raise InputError(f"--edges must be one of {', '.join(EDGE_MODES)}, not {edges!r}")
-    if tsne_backend not in TSNE_BACKENDS:
-        raise InputError(
-            f"--tsne-backend must be one of {', '.join(TSNE_BACKENDS)}, not {tsne_backend!r}"
-        )
-    limits = {"--max-per-class": (max_per_class, 1), "--tsne-max-iter": (tsne_max_iter, 250),
-              "--projections": (projections, 1), "--batch-size": (batch_size, 1),
-              "--threads": (threads or 1, 1)}  # fmt: skip
-    for name, (v, lo) in limits.items():
-        if v < lo:
-            raise InputError(f"{name} must be at least {lo}, got {v}")
-    _check_out(out, "collapse", overwrite)
     cfg = CollapseSettings(layer=layer, max_per_class=max_per_class, seed=seed, edges=edges,
                            tsne=tsne, tsne_max_iter=tsne_max_iter, projections=projections,
                            batch_size=batch_size, threads=threads,
-                           tsne_backend=tsne_backend)  # fmt: skip
+                           tsne_backend=tsne_backend).validate()  # fmt: skip
+    _check_out(out, "collapse", overwrite)
     inputs = resolve_inputs(pretrained, list(run_dirs or []), data=data, split=split,
                             partition=partition, data_root=state.data_root)  # fmt: skip
-    with _torch_threads(threads):
+    with torch_threads(threads):
         result, sample, notes = run_collapse(inputs, cfg)
     if out is not None:
         made_from = {"pretrained": str(pretrained.resolve()),
@@ -172,19 +160,6 @@ def _check_out(out: Path | None, kind: str, overwrite: bool) -> None:
 
     if out is not None:
         check_replaceable(out, kind, overwrite=overwrite)
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    import torch
-
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,4 @@
-"""``atomcollapse split DATASET --method M --out P``, ``split show P``, ``split verify P``."""
+"""``atomcollapse split DATASET --method M --out P``, ``split show|verify|export P``."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ class _SplitGroup(TyperGroup):
 app = typer.Typer(
     cls=_SplitGroup,
     no_args_is_help=True,
-    help="Build, show and verify OOD splits: `split DATASET --method M --out P`, "
-    "`split show P`, `split verify P`.",
+    help="Build, show, verify and export OOD splits: `split DATASET --method M --out P`, "
+    "`split show P`, `split verify P`, `split export P --format F --out D`.",
 )
 
 
@@ -75,9 +75,8 @@ def make(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing split.")] = False,
 ) -> None:
     """Make a split artifact (train, val, id_test, ood_test) of DATASET."""
-    from atomcollapse.artifacts import check_replaceable
-    from atomcollapse.data.store import open_store
-    from atomcollapse.splits import SplitConfig, make_split
+    from atomcollapse.splits import SplitConfig
+    from atomcollapse.splits.build import build_split
 
     labels = tuple(x.strip() for x in label.split(",") if x.strip()) if label else ()
     cfg = SplitConfig(
@@ -86,15 +85,10 @@ def make(
         bandwidth_scaling=bandwidth_scaling, ordering=ordering, generic=generic, by=by,
         labels=labels, n_folds=n_folds, fold=fold, n_clusters=n_clusters,
     )  # fmt: skip
-    cfg.validate()
-    check_replaceable(out, "split", overwrite=overwrite)
-    store = open_store(dataset, state.data_root)
-    store.verify_content()
-    split = make_split(store, cfg)
-    split.save(out, overwrite=overwrite)
+    split = build_split(dataset, cfg, out, data_root=state.data_root, overwrite=overwrite)
     c = split.counts()
     console.print(
-        f"wrote {split.method} split of [bold]{store.name}[/] -> {out}: "
+        f"wrote {split.method} split of [bold]{split.manifest['dataset']['name']}[/] -> {out}: "
         + ", ".join(f"{k} {v:,}" for k, v in c.items() if v or k != "excluded")
         + f"; split hash {split.hash[:12]}"
     )
@@ -104,6 +98,7 @@ def make(
 def show(path: Annotated[Path, typer.Argument(help="Split directory.")]) -> None:
     """Print a split's manifest: method, dataset, counts, groups and target statistics."""
     from atomcollapse.splits import load_split
+    from atomcollapse.splits.tables import means_table, partition_table, tails_table
 
     split = load_split(path)
     m = split.manifest
@@ -117,14 +112,14 @@ def show(path: Annotated[Path, typer.Argument(help="Split directory.")]) -> None
     params = ", ".join(f"{k}={v}" for k, v in m["parameters"].items() if v not in (None, ()))
     console.print(f"parameters: {params}")
     console.print(f"made by {m['created_by']['version']} at {m['created_at']}", style="dim")
-    console.print(_partition_table(m))
+    console.print(partition_table(m))
     if not m.get("target") and m.get("target_stats"):
-        console.print(_means_table(m["target_stats"]))
+        console.print(means_table(m["target_stats"]))
     details = m.get("details", {})
     if "procedure" in details:
         console.print(f"procedure: {details['procedure']}", style="dim")
     if "tails" in details:
-        console.print(_tails_table(details["tails"]))
+        console.print(tails_table(details["tails"]))
     dup = m.get("duplicates", {})
     console.print(
         f"duplicates ({dup.get('identity', '?')}): mode {dup.get('mode')}, "
@@ -133,67 +128,6 @@ def show(path: Annotated[Path, typer.Argument(help="Split directory.")]) -> None
     for k, v in details.items():
         if k not in ("procedure", "tails"):
             console.print(f"{k}: {v}", highlight=False)
-
-
-def _partition_table(m: dict[str, Any]) -> Table:
-    from atomcollapse.splits.artifact import PARTITIONS
-
-    groups = m.get("groups") or {}
-    stats = m.get("target_stats", {})
-    shown = [m["target"]] if m.get("target") else []
-    n = m["dataset"]["n_structures"]
-    t = Table("partition", "structures", "share")
-    if groups:
-        t.add_column(f"{groups['kind']}s")
-        if "acyclic_share" in groups.get("train", {}):
-            t.add_column("acyclic")
-    for name in shown:
-        t.add_column(f"{name} mean ({stats[name]['report_unit']})")
-        t.add_column(f"{name} min..max")
-    for p in PARTITIONS:
-        c = m["counts"][p]
-        row = [p, f"{c:,}", f"{c / n:.1%}"]
-        if groups:
-            row.append(f"{groups[p]['n_groups']:,}")
-            if "acyclic_share" in groups[p]:
-                row.append(f"{groups[p]['acyclic_share']:.1%}")
-        for name in shown:
-            s = stats[name][p]
-            row += (
-                [f"{s['mean_report']:.5g}", f"{s['min_report']:.5g}..{s['max_report']:.5g}"]
-                if s["count"] else ["", ""]
-            )  # fmt: skip
-        t.add_row(*row)
-    if m["counts"].get("excluded"):
-        t.caption = f"{m['counts']['excluded']:,} structures in no partition (duplicates dropped)"
-    return t
-
-
-def _means_table(stats: dict[str, Any]) -> Table:
-    from atomcollapse.splits.artifact import PARTITIONS
-
-    t = Table("target (mean)", "unit", *PARTITIONS)
-    for name, st in stats.items():
-        means = [f"{st[p]['mean_report']:.5g}" if st[p]["count"] else "-" for p in PARTITIONS]
-        t.add_row(name, st["report_unit"], *means)
-    return t
-
-
-def _tails_table(tails: dict[str, Any]) -> Table:
-    t = Table(
-        "ood_test tail", "count", f"range [{tails['unit']}]", f"range [{tails['report_unit']}]"
-    )
-    for name in ("lower", "upper", "rest"):
-        e = tails[name]
-        if not e["count"]:
-            t.add_row(name, "0", "", "")
-            continue
-        t.add_row(
-            name if name != "rest" else "(not ood)", f"{e['count']:,}",
-            "{:.6g} .. {:.6g}".format(*e["range"]), "{:.6g} .. {:.6g}".format(*e["range_report"]),
-        )  # fmt: skip
-    t.caption = "two clean tails" if tails["two_clean_tails"] else "OOD is not just the two tails"
-    return t
 
 
 @app.command("verify")
@@ -226,3 +160,28 @@ def verify(
     if not report.ok:
         raise InputError(f"split fails verification: {'; '.join(report.problems)}", file=path)
     console.print(f"[green]ok[/]: split {split.hash[:12]} verified against {store.name}")
+
+
+@app.command("export")
+def export(
+    path: Annotated[Path, typer.Argument(help="Split directory.")],
+    fmt: Annotated[str, typer.Option("--format", help="extxyz | csv.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write.")],
+    data: Annotated[
+        str | None, typer.Option(help="Store name or path (default: the split's).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an earlier export.")] = False,
+) -> None:
+    """One file per partition (ids, targets in their units, split hash) for other frameworks."""
+    from atomcollapse.artifacts import check_replaceable
+    from atomcollapse.data.export import check_format
+    from atomcollapse.data.store import open_store
+    from atomcollapse.splits import load_split
+    from atomcollapse.splits.export import FORMATS, KIND, export_split
+
+    check_format(fmt, FORMATS)
+    check_replaceable(out, KIND, overwrite=overwrite)
+    split = load_split(path)
+    store = open_store(data or split.manifest["dataset"]["name"], state.data_root)
+    files = export_split(split, store, out, fmt=fmt, overwrite=overwrite)
+    console.print(f"wrote {len(files)} {fmt} files of split {split.hash[:12]} -> {out}")

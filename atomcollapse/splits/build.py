@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -90,6 +91,28 @@ def make_split(store: Any, cfg: SplitConfig) -> Split:
     }
     manifest["split_hash"] = split_hash(codes)
     return Split(codes=codes, manifest=manifest, labels=sel.labels)
+
+
+def build_split(
+    dataset: str | Path,
+    cfg: SplitConfig,
+    out: str | Path,
+    *,
+    data_root: str | Path | None = None,
+    overwrite: bool = False,
+) -> Split:
+    """``split DATASET --out OUT``: check the settings and ``out`` before reading anything, make
+    the split of the (verified) store and write it atomically."""
+    from atomcollapse.artifacts import check_replaceable
+    from atomcollapse.data.store import open_store
+
+    cfg.validate()
+    check_replaceable(out, "split", overwrite=overwrite)
+    store = open_store(dataset, data_root)
+    store.verify_content()
+    split = make_split(store, cfg)
+    split.save(out, overwrite=overwrite)
+    return split
 
 
 def group_counts(groups: np.ndarray | None, kind: str | None, codes: np.ndarray) -> dict | None:

@@ -164,3 +164,58 @@ def predict_frames(
             )  # fmt: skip
 
     return _frames(pred, batches(), forces)
+
+
+@dataclass
+class Predictions:
+    """Per-structure predictions and, when asked for, per-atom forces (eV/A)."""
+
+    structures: pd.DataFrame
+    forces: pd.DataFrame | None = None
+
+
+def predict(
+    pred: Predictor,
+    data: Sequence[str | Path],
+    *,
+    split: str | Path | None = None,
+    partition: str | None = None,
+    forces: bool = False,
+    data_root: str | Path | None = None,
+) -> Predictions:
+    """Predictions for one store (all of it, or one ``partition`` of ``split``, with the
+    partition and the reference values) or for the frames of ASE-readable files (ids from
+    their ``id`` info, else ``<file name>:<frame>``)."""
+    from atomcollapse.data.store import open_store, store_path
+
+    if (split is None) != (partition is None):
+        raise InputError("--split and --partition go together")
+    if not data:
+        raise InputError("no data given")
+    found = store_path(data[0], data_root) if len(data) == 1 else None
+    if found is not None and (found / "manifest.json").is_file():
+        from atomcollapse.splits.artifact import load_split
+
+        store = open_store(found)
+        rows = np.arange(len(store))
+        if split is not None and partition is not None:
+            s = load_split(split)
+            s.check_dataset(store)
+            rows = s.indices(partition)
+        frame, f_frame = predict_store(pred, store, rows, forces=forces)
+        if partition is not None:
+            frame.insert(1, "partition", partition)
+            if pred.target and pred.target in store.target_names:
+                frame["reference"] = np.asarray(store.target(pred.target))[rows]
+        return Predictions(frame, f_frame)
+    if split is not None:
+        raise InputError("--split needs --data to name a store", file=split)
+    from atomcollapse.data.sources.extxyz import read_frames
+
+    frames, ids = [], []
+    for f in data:
+        for k, atoms in enumerate(read_frames(Path(f))):
+            pred.check_elements(atoms.numbers, f"{f} frame {k}")
+            frames.append(atoms)
+            ids.append(str(atoms.info.get("id", f"{Path(f).name}:{k}")))
+    return Predictions(*predict_frames(pred, frames, ids, forces=forces))

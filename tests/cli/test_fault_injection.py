@@ -56,7 +56,7 @@ def _strip(obj, root: str):
     workspace folder spelled ``<ws>``."""
     if isinstance(obj, dict):
         return {k: _strip(v, root) for k, v in obj.items()
-                if k not in ("created_at", "finished_at", "code_version", "created_by")}  # fmt: skip
+                if k not in ("created_at", "finished_at", "code_version", "created_by", "train_seconds")}  # fmt: skip
     if isinstance(obj, list):
         return [_strip(v, root) for v in obj]
     return obj.replace(root, "<ws>") if isinstance(obj, str) else obj

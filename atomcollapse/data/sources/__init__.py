@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from atomcollapse.data.schema import Structures
@@ -22,3 +23,15 @@ class Ingested:
     source: dict[str, Any]
     target_info: dict[str, dict[str, Any]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def write_ingested(
+    ing: Ingested, name: str, data_root: str | Path | None = None, *, overwrite: bool = False
+) -> Path:
+    """Write what a reader returned as the store ``name`` under the data root (atomically)."""
+    from atomcollapse.data.store import new_store_path, write_store
+
+    return write_store(
+        ing.structures, new_store_path(name, data_root), name=name, kind=ing.kind,
+        source=ing.source, target_info=ing.target_info, extra=ing.extra, overwrite=overwrite,
+    )  # fmt: skip
