@@ -52,6 +52,12 @@ FIGURE_KINDS = {
     "tail": "OOD error against the target value",
     "parity": "Parity (seeds pooled)",
 }
+#: Study-wide figures of a model (``plots.plot_study``, ``plots.plot_forgetting``) -> caption.
+OVERVIEW_KINDS = {
+    "study": "Every target: ID (pale) and OOD (solid) MAE per strategy, 95% t interval, one dot "
+    "per seed, ID ceiling marked on each OOD bar",
+    "forgetting": "Forgetting of the pretraining task: force-field MAE after / before adaptation",
+}
 _MIME = {".png": "image/png", ".svg": "image/svg+xml"}
 
 
@@ -123,8 +129,17 @@ def load_collapse(folder: Path, title: str | None = None) -> CollapseSection:
     rows = json.loads((folder / "collapse.json").read_text())["rows"]
     notes_path = folder / "notes.txt"
     notes = notes_path.read_text().splitlines() if notes_path.is_file() else []
-    figures = sorted(p for p in folder.glob("tsne_*") if p.suffix in _MIME)
+    figures = sorted(p for p in [*folder.glob("measures.*"), *folder.glob("tsne_*")]
+                     if p.suffix in _MIME)  # fmt: skip
     return CollapseSection(title or folder.name, folder, rows, notes, figures)
+
+
+def _collapse_caption(stem: str) -> str:
+    if stem == "measures":
+        return "Collapse measures per adapted model (dashed: the pretrained model)"
+    if stem.startswith("tsne_row_"):
+        return f"t-SNE, {stem.removeprefix('tsne_row_')}: pretrained | finetune | mft"
+    return f"t-SNE, {stem.removeprefix('tsne_')}"
 
 
 def data_uri(path: Path) -> str:
@@ -330,11 +345,14 @@ def render_html(study: Study, page: Path) -> str:
                     zip(m.agg.excluded, _excluded_lines(m.agg), strict=True)]  # fmt: skip
         incomplete = [f"{c.dataset} · {c.split} · {c.target} · {c.strategy}: {c.flags[0]}"
                       for c in m.agg.cells if c.flags and c.flags[0].startswith("incomplete")]  # fmt: skip
+        overview = [Image(OVERVIEW_KINDS[p.stem], data_uri(p), p.name)
+                    for p in smallest_variants(m.figures) if p.stem in OVERVIEW_KINDS]  # fmt: skip
         models.append({"name": m.name, "blocks": blocks, "summary": summary_table(m.agg),
+                       "overview": overview,
                        "excluded": excluded, "incomplete": incomplete,
                        "n_runs": sum(c.n_seeds for c in m.agg.cells)})  # fmt: skip
     collapse = [{"table": collapse_table(s), "notes": s.notes, "link": _link(s.folder, page_dir),
-                 "figures": [Image(f"t-SNE, {p.stem.removeprefix('tsne_')}", data_uri(p), p.name)
+                 "figures": [Image(_collapse_caption(p.stem), data_uri(p), p.name)
                              for p in smallest_variants(s.figures)]}
                 for s in study.collapse]  # fmt: skip
     spec_text = study.spec.read_text() if study.spec is not None else None

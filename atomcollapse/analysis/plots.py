@@ -134,7 +134,9 @@ def plot_forgetting(agg, stem: Path) -> list[Path]:
                        alpha=1.0 if j == 0 else 0.45, hatch=None if j == 0 else "//")  # fmt: skip
                 ax.scatter(np.full(len(ratios), x), ratios, s=6, color="k", zorder=3, lw=0)
         ax.axhline(1.0, color="k", lw=0.8, ls="--")
-        ax.set_yscale("log")
+        heights = [b.get_height() for b in ax.patches if b.get_height() > 0]
+        if heights and max(heights) / min(heights) > 20:
+            ax.set_yscale("log")
         ax.set_xticks([3 * k + 0.5 for k in range(len(cells))],
                       [c.strategy for c in cells], rotation=35, ha="right", fontsize=7)  # fmt: skip
         ax.set_ylabel("FF MAE after / before (×)", fontsize=8)

@@ -88,8 +88,9 @@ def test_page_is_self_contained_and_complete(tmp_path):
     assert "<link" not in text and "@import" not in text and "url(" not in text
     sources = re.findall(r'<img src="([^"]+)"', text)
     assert sources and all(s.startswith("data:image/") for s in sources)
-    # mae, curves, tail, parity of the block and the collapse t-SNE
-    assert len(sources) == 5
+    # the model's study and forgetting figures, mae, curves, tail, parity of the block and the
+    # collapse t-SNE
+    assert len(sources) == 7
     site = tmp_path / "site"
     links = [unquote(h) for h in re.findall(r'href="([^"#][^"]*)"', text)]
     assert links and all((site / h).is_dir() for h in links)
@@ -134,7 +135,7 @@ def test_cli_report_html_to_stdout_and_into_out(tmp_path, capsys):
     folder = collapse_folder(tmp_path / "collapse")
     assert main(["report", str(root), "--format", "html", "--collapse", str(folder)]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith("<!DOCTYPE html>") and printed.count("data:image/") == 5
+    assert printed.startswith("<!DOCTYPE html>") and printed.count("data:image/") == 7
     out = tmp_path / "out"
     assert main(["report", str(root), "--format", "html", "--out", str(out), "--no-plots",
                  "--title", "My study"]) == 0  # fmt: skip
@@ -162,7 +163,7 @@ def test_page_in_a_real_browser(tmp_path):
     # 1 block table + summary + collapse table, each visible with its rows
     assert len(seen["tables"]) == 3
     assert all(t["visible"] and t["rows"] > 0 for t in seen["tables"]), seen["tables"]
-    assert len(seen["images"]) == 5
+    assert len(seen["images"]) == 7
     for img in seen["images"]:
         assert img["inline"] and img["complete"] and img["width"] > 50 and img["visible"], img
     assert seen["sort"]["ascending"] and seen["sort"]["descending"], seen["sort"]
