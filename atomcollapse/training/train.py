@@ -293,10 +293,10 @@ def _train(inp, cfg, c: Checked, ident, dist, dev, resuming) -> dict[str, Any]:
             run.log(note)
     distributed.barrier(dist)
     tracker = _tracker(inp, cfg, c, run) if main else None
-    if tracker is not None:
-        tracker.open(loop.logged())
-        loop.tracker = tracker
     try:
+        if tracker is not None:
+            tracker.open(loop.logged())
+            loop.tracker = tracker
         final = loop.run()
     except Exception:
         if tracker is not None:
