@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # Installed first and on its own, so that no later requirement pulls a CUDA build on CPU machines.
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= qm9,xtb,ani,sevenn,so3lr,chgnet,slurm,dev
+EXTRAS ?= qm9,xtb,ani,sevenn,so3lr,chgnet,slurm,tracking,dev
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 DATA ?= data

@@ -2,8 +2,8 @@
 
 A cell's identity is the hash of what determines its numbers: the dataset and split content
 hashes, the pretrained checkpoint's hash (or the adapter's name), the force-field store's hash
-(for strategies that use it) and the fully resolved training configuration (less ``device``,
-which says where, not what). A cell is done when some run directory below ``<out>/runs`` has a
+(for strategies that use it) and the fully resolved training configuration (less ``device``
+and ``log``, which say where, not what). A cell is done when some run directory below ``<out>/runs`` has a
 manifest and config with that identity, a finished status and metrics for the cell, whatever
 the directory is called.
 """
@@ -20,8 +20,8 @@ from atomcollapse.bench.prepare import Inputs, SplitInputs
 from atomcollapse.bench.spec import Spec, needs_ff
 from atomcollapse.training.config import from_dict
 
-#: configuration keys that do not change a run's numbers
-IGNORED = ("device",)
+#: configuration keys that do not change a run's numbers (where it runs, where it is logged)
+IGNORED = ("device", "log")
 RUNS = "runs"
 CONFIGS = "configs"
 
@@ -72,14 +72,23 @@ class Cell:
             / f"{hashlib.sha256(toml_text(self.table).encode()).hexdigest()[:16]}.toml"
         )
 
-    def train_args(self, out: Path, run_dir: Path) -> list[str]:
+    def tags(self, bench: str | None = None) -> list[str]:
+        """``--tag`` arguments naming the cell to the tracking backends (``[train] log``)."""
+        k = self.key
+        pairs = {"dataset": k.dataset, "split": k.split, "target": k.target, "model": k.model,
+                 "strategy": k.strategy, "seed": k.seed, "cell": (self.cell_id or "")[:16]}  # fmt: skip
+        if bench:
+            pairs["bench"] = bench
+        return [a for key, v in pairs.items() for a in ("--tag", f"{key}={v}")]
+
+    def train_args(self, out: Path, run_dir: Path, bench: str | None = None) -> list[str]:
         """``train ...``: the arguments of ``atomcollapse`` for this cell (always ``--resume``)."""
         assert self.identity is not None and self.store and self.split_path
         k = self.key
         args = ["train", "--data", self.store, "--split", str(self.split_path),
                 "--target", k.target, "--strategy", k.strategy, "--seed", str(k.seed),
                 "--config", str(self.config_path(out)), "--out", str(run_dir),
-                "--resume", "--no-progress"]  # fmt: skip
+                "--resume", "--no-progress", *self.tags(bench)]  # fmt: skip
         if self.pretrained is not None:
             args += ["--pretrained", self.pretrained]
         if self.ff_data is not None:

@@ -60,7 +60,10 @@ class Plan:
     def job(self, cell: Cell) -> Job:
         cid = cell.cell_id or ""
         run_dir = self.run_dir(cell)
-        argv = (*program(self.spec.run.gpus_per_cell), *cell.train_args(self.out, run_dir))
+        argv = (
+            *program(self.spec.run.gpus_per_cell),
+            *cell.train_args(self.out, run_dir, self.spec.name),
+        )
         return Job(cid, cell.key.label, argv, run_dir, self.out / LOGS / f"{cid[:16]}.log",
                    self.out / STATUS / f"{cid[:16]}.json")  # fmt: skip
 

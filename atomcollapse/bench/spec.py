@@ -34,6 +34,7 @@ from atomcollapse.errors import InputError, not_a_file
 from atomcollapse.splits.config import METHODS, SplitConfig
 from atomcollapse.training.config import from_dict
 from atomcollapse.training.strategies import strategy_class, strategy_names
+from atomcollapse.training.tracking import check_available
 
 try:
     import tomllib
@@ -337,7 +338,8 @@ def _train(r: TableReader, strategies: tuple[str, ...]) -> tuple[dict, dict]:
         table.setdefault("strategy", {})
         if isinstance(table["strategy"], dict):
             table["strategy"]["name"] = s
-        from_dict(table, source=f"{r.file} [train]")
+        cfg = from_dict(table, source=f"{r.file} [train]")
+        check_available(cfg.log, source=f"{r.file} [train] log")
     return train, by_strategy
 
 

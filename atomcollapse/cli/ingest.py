@@ -70,7 +70,9 @@ def qm9(
 
 @app.command("matbench")
 def matbench(
-    task: str = typer.Argument(..., help="MatBench task, e.g. matbench_mp_gap."),
+    task: str = typer.Argument(
+        ..., help="MatBench task, e.g. matbench_mp_gap, or a name for a task of your own."
+    ),
     source: Path | None = typer.Option(
         None, "--source", help="<task>.json.gz in MatBench's format."
     ),
@@ -78,7 +80,16 @@ def matbench(
         None,
         "--folds",
         help="matbench_v0.1_validation.json (official folds; default: from the "
-        "matbench package if installed, else <data-root>/raw/matbench/).",
+        "matbench package if installed, else <data-root>/raw/matbench/), or a file in its "
+        "layout with your task's name.",
+    ),
+    target: str | None = typer.Option(
+        None,
+        "--target",
+        help="Your task's target column \\[default: the one column besides 'structure'].",
+    ),
+    unit: str | None = typer.Option(
+        None, "--unit", help="Your task's target unit (e.g. eV, eV/atom, GPa, 1)."
     ),
     download: bool = typer.Option(
         False, "--download", help="Download the task file (checksummed)."
@@ -86,11 +97,12 @@ def matbench(
     name: str | None = typer.Option(None, "--name", help="Store name \\[default: the task name]."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store."),
 ) -> None:
-    """A MatBench structure task: pymatgen structures and their target."""
+    """A MatBench structure task, official or your own: pymatgen structures and their target."""
     _target(name or task, overwrite)
     from atomcollapse.data.sources.matbench import load_matbench
 
-    ing = load_matbench(task, source, folds=folds, download=download, data_root=state.data_root)
+    ing = load_matbench(task, source, folds=folds, download=download, data_root=state.data_root,
+                        target=target, unit=unit)  # fmt: skip
     _write(ing, name or task, overwrite)
 
 

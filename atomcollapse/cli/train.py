@@ -37,6 +37,19 @@ def _batch(value: str | None) -> int | str | None:
     return int(value) if value.strip().isdigit() else value
 
 
+def _tags(values: list[str] | None) -> tuple[tuple[str, str], ...]:
+    """``--tag KEY=VALUE`` pairs."""
+    from atomcollapse.errors import InputError
+
+    pairs = []
+    for v in values or ():
+        key, eq, value = v.partition("=")
+        if not eq or not key.strip():
+            raise InputError(f"--tag {v!r}: expected KEY=VALUE")
+        pairs.append((key.strip(), value))
+    return tuple(pairs)
+
+
 def _opt(flag: str, help: str) -> Any:
     return typer.Option(flag, help=help)
 
@@ -122,6 +135,13 @@ def train(
     resume: Annotated[bool, _opt("--resume", "Continue the run in --out.")] = False,
     overwrite: Annotated[bool, _opt("--overwrite", "Replace the run in --out.")] = False,
     progress: Annotated[bool | None, _opt("--progress/--no-progress", "Progress bar.")] = None,
+    log: Annotated[
+        list[str] | None,
+        _opt("--log", "Tracking: tensorboard | wandb | csv (repeatable; scalars.csv always)."),
+    ] = None,
+    tag: Annotated[
+        list[str] | None, _opt("--tag", "KEY=VALUE shown by the tracking backends (repeatable).")
+    ] = None,
 ) -> None:
     """Adapt a model to one target with one strategy; writes a run directory."""
     from atomcollapse.training.config import load_config
@@ -134,11 +154,13 @@ def train(
                      loss_convention=loss_convention, strategy__name=strategy, optim__lr=lr,
                      strategy__mixing=mixing, strategy__aux_weight=aux_weight,
                      strategy__labels=labels, strategy__ff_batch_size=_batch(ff_batch_size),
-                     head__feature_layer=_layer(feature_layer))  # fmt: skip
+                     head__feature_layer=_layer(feature_layer),
+                     log=list(dict.fromkeys(log)) if log else None)  # fmt: skip
     cfg = load_config(config, overrides)
     inputs = TrainInputs(
         data=data, split=split, out=out, pretrained=pretrained, ff_data=ff_data,
-        forgetting_data=forgetting_data, data_root=state.data_root, resume=resume, overwrite=overwrite, progress=progress,
+        forgetting_data=forgetting_data, data_root=state.data_root, resume=resume,
+        overwrite=overwrite, progress=progress, tags=_tags(tag),
     )  # fmt: skip
     metrics = run_train(inputs, cfg)
     if _main_rank():

@@ -118,6 +118,8 @@ class TrainConfig:
     val, id_test and ood_test, drawn from ``eval_seed`` alone (never the run seed), so that every
     cell of a benchmark is scored on the same molecules. ``drop_unsupported_elements``: leave out
     structures with elements outside the pretrained model's set (else such data is refused).
+    ``log``: tracking backends besides the always written ``scalars.csv`` (``tensorboard``,
+    ``wandb``; see :mod:`atomcollapse.training.tracking`); they do not change the numbers.
     """
 
     target: str = ""
@@ -141,6 +143,7 @@ class TrainConfig:
     val_fraction: float = 0.05
     device: str = "auto"
     bf16: bool = False
+    log: tuple[str, ...] = ()
     optim: OptimConfig = field(default_factory=OptimConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     ff_loss: ForceFieldLossConfig = field(default_factory=ForceFieldLossConfig)
@@ -324,6 +327,9 @@ def validate(cfg: TrainConfig, source: str = "configuration") -> None:
         "max_forgetting",
     ):
         need(getattr(cfg, key) >= 0, key, "must not be negative")
+    from atomcollapse.training.tracking import check_names
+
+    check_names(cfg.log, source)
     need(0.0 < cfg.val_fraction < 1.0, "val_fraction", "must be between 0 and 1")
     need(
         cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:"),

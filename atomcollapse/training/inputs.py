@@ -27,6 +27,7 @@ from atomcollapse.training.model_setup import check_elements, element_numbers, l
 from atomcollapse.training.rundir import RunDir
 from atomcollapse.training.seeding import Seeds
 from atomcollapse.training.strategies import Strategy, make_strategy
+from atomcollapse.training.tracking import check_available
 
 EVAL_PARTITIONS = ("val", "id_test", "ood_test")
 #: mixed into ``eval_seed`` so the evaluation subsets never coincide with another seeded stream
@@ -43,6 +44,8 @@ class TrainInputs:
     ``pretrained`` is a checkpoint file or a bundled model's name (``ani1x``, ``ani1x:0``,
     ``ani1ccx``, ``sevennet-0``, ``so3lr``, ``chgnet``; see :mod:`atomcollapse.models.adapters`).
     Forgetting is scored on held-out structures of ``forgetting_data``, else of ``ff_data``.
+    ``tags``: ``(key, value)`` pairs the tracking backends show, over the defaults (dataset,
+    split, target, model, strategy, seed).
     """
 
     data: str
@@ -55,6 +58,7 @@ class TrainInputs:
     resume: bool = False
     overwrite: bool = False
     progress: bool | None = None
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,7 @@ def _pretrained_name(inp: TrainInputs) -> str:
 
 def check_inputs(inp: TrainInputs, cfg: TrainConfig) -> Checked:
     """Every bad-input check of ``train``; raises InputError, creates nothing."""
+    check_available(cfg.log)
     store = open_store(inp.data, inp.data_root)
     split = load_split(inp.split)
     split.check_dataset(store)

@@ -9,7 +9,8 @@ kept and training stops after ``patience`` evaluations without improvement. Each
 history entry also holds the mean training loss terms since the previous one
 (``train_property_loss``, ``train_ff_energy_loss``, ``train_ff_force_loss``, unweighted) and the
 optimiser steps each task has trained so far (``steps_property``, ``steps_ff``). A resumable
-state is saved after each evaluation and every ``state_every_steps``.
+state is saved after each evaluation and every ``state_every_steps``. Each entry's numbers and
+the learning rate go to the ``tracker`` (see :mod:`atomcollapse.training.tracking`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from atomcollapse.training.distributed import DistInfo
 from atomcollapse.training.schedule import lr_factor, set_lr
 from atomcollapse.training.strategies import Strategy
 from atomcollapse.training.streams import BatchStream, shard
+from atomcollapse.training.tracking import ScalarSink
 
 #: loss(model, batch, global_counts, lr_factor) -> (loss, {name: value}); batch may be None
 #: (an empty shard on this rank), then the loss must be None.
@@ -97,6 +99,7 @@ class Loop:
         log: Callable[[str], None] | None = None,
         progress: bool = False,
         autocast: Callable[[], Any] | None = None,
+        tracker: ScalarSink | None = None,
     ):
         self.model, self.strategy, self.optimizer = model, strategy, optimizer
         self.optim_cfg, self.tasks, self.evaluate = optim_cfg, tasks, evaluate
@@ -106,6 +109,8 @@ class Loop:
         self._save, self._log = save_state, log or (lambda line: None)
         self.progress = progress
         self.autocast = autocast
+        self.tracker = tracker
+        self._marks = (0.0, 0.0)  # wall and CPU clocks at the last tick (set by run)
         self.state = LoopState()
         self._marks: tuple[float, float] = (time.monotonic(), time.process_time())
         self.last_losses: dict[str, float] = {}
@@ -210,6 +215,8 @@ class Loop:
         entry = {"step": st.step, **{k: float(v) for k, v in metrics.items()}, **means, **steps,
                  "best": improved}  # fmt: skip
         st.history.append(entry)
+        if self.tracker is not None:
+            self.tracker.write(st.step, self.scalars(entry))
         self._tick()
         losses = " ".join(f"{k}={v:.4g}" for k, v in {**means, **steps}.items())
         self._log(
@@ -217,6 +224,20 @@ class Loop:
             f"{' *' if improved else ''} (cpu {st.cpu_s:.0f} s, wall {st.wall_s:.0f} s)"
         )
         return metrics
+
+    def scalars(self, entry: dict[str, Any]) -> dict[str, float]:
+        """The numbers of a history entry (less its step and best flag) and ``lr``, the base
+        learning rate of the step before it (a pure function of the step, so a resumed run
+        logs the same values)."""
+        out = {k: float(v) for k, v in entry.items()
+               if k not in ("step", "best") and isinstance(v, (int, float))}  # fmt: skip
+        factor = lr_factor(max(entry["step"] - 1, 0), self.total_steps, self.optim_cfg)
+        out["lr"] = self.optim_cfg.lr * factor
+        return out
+
+    def logged(self) -> list[tuple[int, dict[str, float]]]:
+        """Every evaluation so far as ``(step, scalars)``: what a resumed run replays."""
+        return [(e["step"], self.scalars(e)) for e in self.state.history]
 
     def _tick(self) -> None:
         """Add the time since the last tick to the state's running totals (kept out of metrics,

@@ -10,6 +10,9 @@ state.pt          resumable state (model, optimiser, streams, RNGs, step, best, 
 best.pt, last.pt  checkpoints (best = lowest validation MAE)
 metrics.json      final metrics (written last: its presence marks a finished run)
 predictions.csv   id, partition, target, prediction, reference, unit
+scalars.csv       step, name, value of every scalar logged (validation metrics, training loss
+                  terms, steps per task, lr; best/* at the end): see training.tracking
+tensorboard/      event files (``--log tensorboard``); wandb/ (``--log wandb``)
 ```
 """
 

@@ -8,6 +8,7 @@ partition of the split.
 from __future__ import annotations
 
 import copy
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,12 +53,13 @@ from atomcollapse.training.tasks import (
     predict_property,
     resolve_device,
 )
+from atomcollapse.training.tracking import RunInfo, Tracker
 from atomcollapse.units import factor as unit_factor
 
 __all__ = ["Session", "TrainInputs", "build_session", "check_inputs", "run_train"]
 
 #: settings a resumed run may change (they do not change the numbers on CPU)
-RESUMABLE_CHANGES = ("device", "bf16")
+RESUMABLE_CHANGES = ("device", "bf16", "log")
 
 
 def _identity(inp: TrainInputs, cfg: TrainConfig, c: Checked) -> dict[str, Any]:
@@ -290,9 +292,15 @@ def _train(inp, cfg, c: Checked, ident, dist, dev, resuming) -> dict[str, Any]:
         for note in c.drop_notes:
             run.log(note)
     distributed.barrier(dist)
+    tracker = _tracker(inp, cfg, c, run) if main else None
     try:
+        if tracker is not None:
+            tracker.open(loop.logged())
+            loop.tracker = tracker
         final = loop.run()
     except Exception:
+        if tracker is not None:
+            tracker.close()
         if main and fresh and not run.file(STATE).exists():
             run.remove()  # it made the folder and nothing resumable is in it: leave no trace
         raise
@@ -323,10 +331,27 @@ def _train(inp, cfg, c: Checked, ident, dist, dev, resuming) -> dict[str, Any]:
             train_seconds={"wall": round(final.wall_s, 3), "cpu": round(final.cpu_s, 3)},
         )
         run.write_json("manifest.json", manifest)
+        assert tracker is not None
+        tracker.write(final.step, {f"best/{p}_{k}": m[k] for p, m in metrics["partitions"].items()
+                                   for k in ("mae", "rmse")})  # fmt: skip
+        tracker.close()
         run.write_json(METRICS, metrics)
         run.drop_state()
     distributed.barrier(dist)
     return metrics
+
+
+def _tracker(inp: TrainInputs, cfg: TrainConfig, c: Checked, run: RunDir) -> Tracker:
+    """The run's tracking backends, tagged with what the run is (the tags of ``inp`` win)."""
+    pre = c.pretrained
+    model = (pre.meta.get("name") or Path(str(inp.pretrained)).stem) if pre else "painn"
+    tags = {"dataset": c.store.name, "split": Path(inp.split).name, "target": cfg.target,
+            "model": str(model), "strategy": cfg.strategy.name, "seed": str(cfg.seed),
+            **dict(inp.tags)}  # fmt: skip
+    created = str(run.read_json("manifest.json").get("created_at"))
+    run_id = hashlib.sha256(f"{created} {run.path.resolve()}".encode()).hexdigest()[:16]
+    info = RunInfo(name=run.path.name, run_id=run_id, tags=tags, config=_jsonish(cfg.to_dict()))
+    return Tracker(cfg.log, run.path, info)
 
 
 def _pseudo_labels(

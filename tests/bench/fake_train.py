@@ -32,6 +32,7 @@ def main(argv: list[str]) -> int:
     for opt in ("data", "split", "target", "strategy", "seed", "config", "out", "pretrained",
                 "ff-data", "forgetting-data"):  # fmt: skip
         p.add_argument(f"--{opt}")
+    p.add_argument("--tag", action="append")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)

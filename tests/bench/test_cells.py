@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
+
+import pytest
 
 try:
     import tomllib
@@ -14,6 +17,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 from atomcollapse.bench.cells import expand, toml_text
 from atomcollapse.bench.pipeline import make_plan
 from atomcollapse.bench.spec import load_spec
+from atomcollapse.errors import InputError
 from tests.bench import fake_train
 
 BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
@@ -167,3 +171,28 @@ def test_dry_run_names_what_is_missing(benv, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "6 cells: 6 blocked" in text and "absent.pt is missing" in text
     assert not (tmp_path / "out").exists()
+
+
+def test_tracking_does_not_change_identities_and_cells_are_tagged(benv, tmp_path):
+    out = tmp_path / "out"
+    plan = make_plan(load_spec(benv.spec()), out, None, create=True)
+    logged = benv.spec(name="logged.toml")
+    logged.write_text(logged.read_text().replace("batch_size = 8", 'batch_size = 8\nlog = ["csv"]'))
+    again = make_plan(load_spec(logged), out, None, create=True)
+    assert {c.key: c.cell_id for c in again.cells} == {c.key: c.cell_id for c in plan.cells}
+    cell = again.cells[0]
+    assert tomllib.loads(toml_text(cell.table))["log"] == ["csv"]
+    args = cell.train_args(out, out / "run", "tiny")
+    tags = [args[i + 1] for i, a in enumerate(args) if a == "--tag"]
+    k = cell.key
+    assert tags[:6] == [f"dataset={k.dataset}", f"split={k.split}", f"target={k.target}",
+                        f"model={k.model}", f"strategy={k.strategy}", f"seed={k.seed}"]  # fmt: skip
+    assert "bench=tiny" in tags
+
+
+def test_a_tracking_backend_that_is_not_installed_is_refused_at_spec_load(benv, monkeypatch):
+    monkeypatch.setitem(sys.modules, "wandb", None)
+    spec = benv.spec(name="wandb.toml")
+    spec.write_text(spec.read_text().replace("batch_size = 8", 'batch_size = 8\nlog = ["wandb"]'))
+    with pytest.raises(InputError, match=r"wandb.*not installed"):
+        load_spec(spec)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -28,8 +29,10 @@ def test_tiny_benchmark_end_to_end(benv, tmp_path, capsys):
                "--batch-size", "8", "--device", "cpu", "--no-progress"])  # fmt: skip
     assert rc == 0
     spec = benv.spec(strategies=("scratch", "finetune", "mft"), seeds=(0,), extra=COLLAPSE)
+    tb = importlib.util.find_spec("tensorboard") is not None
+    train = 'batch_size = 8\ndevice = "cpu"' + ('\nlog = ["tensorboard"]' if tb else "")
     spec.write_text(spec.read_text().replace(str(benv.ckpt), str(ckpt))
-                    .replace("batch_size = 8", 'batch_size = 8\ndevice = "cpu"'))  # fmt: skip
+                    .replace("batch_size = 8", train))  # fmt: skip
     out = tmp_path / "out"
     capsys.readouterr()
     assert bench_main([str(spec), "--out", str(out), "--jobs", "2"]) == 0
@@ -40,6 +43,14 @@ def test_tiny_benchmark_end_to_end(benv, tmp_path, capsys):
     for run in runs:
         metrics = json.loads((out.parent / run / "metrics.json").read_text())
         assert {"id_test", "ood_test"} <= set(metrics["partitions"])
+        scalars = (out.parent / run / "scalars.csv").read_text()
+        assert "val_mae" in scalars and "best/ood_test_mae" in scalars
+        if tb:  # [train] log reached the cell, which is tagged with its key
+            tags = _tensorboard_text(out.parent / run / "tensorboard")
+            strategy = metrics["strategy"]
+            for cell in ("| dataset | mols |", "| model | tinypre |", f"| strategy | {strategy} |",
+                         "| seed | 0 |", "| target | gap |", "| bench | tiny |"):  # fmt: skip
+                assert cell in tags
     report = (out / "report" / "tinypre" / "report.csv").read_text()
     for strategy in ("scratch", "finetune", "mft"):
         assert strategy in report
@@ -52,3 +63,11 @@ def test_tiny_benchmark_end_to_end(benv, tmp_path, capsys):
     mtimes = {r: (out.parent / r / "metrics.json").stat().st_mtime_ns for r in runs}
     assert bench_main([str(spec), "--out", str(out)]) == 0  # resumes: nothing left to train
     assert {r: (out.parent / r / "metrics.json").stat().st_mtime_ns for r in runs} == mtimes
+
+
+def _tensorboard_text(folder) -> str:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(folder))
+    acc.Reload()
+    return acc.Tensors("run/text_summary")[0].tensor_proto.string_val[0].decode()

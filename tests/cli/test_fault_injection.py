@@ -52,11 +52,12 @@ MATRIX = [(c, p) for c, ps in POINTS.items() for p in ps]
 
 
 def _strip(obj, root: str):
-    """JSON without the fields that name when or by what code (they differ run to run), the
-    workspace folder spelled ``<ws>``."""
+    """JSON without the fields that name when, how long or by what code (they differ run to
+    run), the workspace folder spelled ``<ws>``."""
     if isinstance(obj, dict):
         return {k: _strip(v, root) for k, v in obj.items()
-                if k not in ("created_at", "finished_at", "code_version", "created_by", "train_seconds")}  # fmt: skip
+                if k not in ("created_at", "finished_at", "code_version", "created_by",
+                              "train_seconds")}  # fmt: skip
     if isinstance(obj, list):
         return [_strip(v, root) for v in obj]
     return obj.replace(root, "<ws>") if isinstance(obj, str) else obj

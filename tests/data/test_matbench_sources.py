@@ -194,7 +194,7 @@ def test_composition_and_unknown_tasks(tmp_path, capsys):
     assert "composition-only task, no structures" in capsys.readouterr().err
     with pytest.raises(InputError, match="matbench_mp_gap") as e:
         load_matbench("matbench_nope", tmp_path / "x.json.gz")
-    assert "unknown MatBench task" in str(e.value)
+    assert "not an official MatBench task" in str(e.value) and "--unit" in str(e.value)
 
 
 def test_download_offline_is_one_line(tmp_path, monkeypatch, capsys):
@@ -312,4 +312,117 @@ def test_bad_files_through_cli(tmp_path, capsys):
     assert rc == 2 and "file not found" in capsys.readouterr().err
     rc = main(["--data-root", str(root), "ingest", "matbench", TASK])
     assert rc == 2 and "--download" in capsys.readouterr().err
+    assert not (root / "stores").exists()
+
+
+# -- MatBench-style tasks of the user's own ---------------------------------------------------
+
+CUSTOM = "my_gaps"
+
+
+def custom_file(tmp_path, *, columns=("structure", "band_gap"), value=None, name=CUSTOM):
+    rows = []
+    for i, s in enumerate(structures(9)):
+        y = 0.25 * i if value is None or i != 4 else value
+        rows.append([s.as_dict(), y, f"note {i}"][: len(columns)])
+    return write_task(tmp_path / f"{name}.json.gz", rows, columns=columns)
+
+
+def custom_ids() -> list[str]:
+    return [f"my-gaps-{i}" for i in range(1, 10)]
+
+
+def test_custom_task_with_its_column_unit_and_folds_through_cli(tmp_path, capsys):
+    src = custom_file(tmp_path, columns=("structure", "band_gap", "comment"))
+    ids = custom_ids()
+    folds = write_folds(tmp_path / "my_folds.json", CUSTOM, [ids[0::3], ids[1::3], ids[2::3]])
+    root = tmp_path / "root"
+    assert main(["--data-root", str(root), "ingest", "matbench", CUSTOM, "--source", str(src),
+                 "--target", "band_gap", "--unit", "eV", "--folds", str(folds)]) == 0  # fmt: skip
+    store = open_store(CUSTOM, root)
+    assert store.kind == "crystals" and len(store) == 9
+    assert list(store.ids) == ids
+    assert store.target_unit("band_gap") == "eV"
+    np.testing.assert_array_equal(store.target("band_gap"), 0.25 * np.arange(9))
+    assert store.column("fold").tolist() == [str(i % 3) for i in range(9)]
+    assert store.manifest["source"]["official"] is False
+    info = store.manifest["targets"]["band_gap"]
+    assert info["report_unit"] == "eV" and "of your own" in info["description"]
+
+
+def test_custom_task_takes_the_only_target_column_and_no_official_folds(tmp_path, monkeypatch):
+    src = custom_file(tmp_path, columns=("structure", "Bulk modulus (GPa)"))
+    official = write_folds(tmp_path / mb.FOLDS_FILE, TASK, [ids12()[:6], ids12()[6:]], n_folds=2)
+    monkeypatch.setattr(mb, "installed_folds_file", lambda: official)
+    ing = load_matbench(CUSTOM, src, unit="GPa")
+    assert list(ing.structures.targets) == ["bulk_modulus_gpa"]
+    assert ing.structures.target_units["bulk_modulus_gpa"] == "GPa"
+    assert "fold" not in ing.structures.columns
+    assert ing.extra["matbench"] == {
+        "task": CUSTOM,
+        "official": False,
+        "folds": "none (no --folds)",
+    }
+
+
+def test_boolean_custom_target_is_a_classification(tmp_path):
+    rows = [[s.as_dict(), i % 2 == 0] for i, s in enumerate(structures(4))]
+    src = write_task(tmp_path / "metals.json.gz", rows, columns=("structure", "metal"))
+    ing = load_matbench("metals", src, unit="1")
+    assert ing.target_info["metal"]["task_type"] == "classification"
+    np.testing.assert_array_equal(ing.structures.targets["metal"], [1.0, 0.0, 1.0, 0.0])
+
+
+def test_official_tasks_keep_their_column_and_unit(task_file):
+    with pytest.raises(InputError, match="official task's target is 'exfoliation_en'"):
+        load_matbench(TASK, task_file, target="other")
+    with pytest.raises(InputError, match="official task's unit is 'meV/atom'"):
+        load_matbench(TASK, task_file, unit="eV")
+    ing = load_matbench(TASK, task_file, target="exfoliation_en", unit="meV/atom")
+    assert ing.structures.target_units["exfoliation_en"] == "meV/atom"
+    assert ing.source["official"] is True
+
+
+def _custom_case(tmp_path, kind):
+    """(extra CLI arguments, expected words) of one bad custom-task input."""
+    ids = custom_ids()
+    good = custom_file(tmp_path)
+    if kind == "unknown-column":
+        return ["--source", str(good), "--target", "gap", "--unit", "eV"], "no column 'gap'"
+    if kind == "two-columns":
+        src = custom_file(tmp_path, columns=("structure", "a", "b"))
+        return ["--source", str(src), "--unit", "eV"], "2 target columns ('a', 'b')"
+    if kind == "nan":
+        src = custom_file(tmp_path, value=float("nan"))
+        return ["--source", str(src), "--unit", "eV"], "target 'band_gap' is nan"
+    if kind == "text":
+        src = custom_file(tmp_path, value="big")
+        return ["--source", str(src), "--unit", "eV"], "target 'band_gap' is 'big'"
+    if kind == "folds-of-another-task":
+        folds = write_folds(tmp_path / "f.json", "other_task", [ids[:5], ids[5:]], n_folds=2)
+        return ["--source", str(good), "--unit", "eV", "--folds", str(folds)], "no folds for this"
+    if kind == "folds-with-foreign-ids":
+        folds = write_folds(tmp_path / "f.json", CUSTOM, [ids[:5], [*ids[5:], "x-1"]], n_folds=2)
+        return ["--source", str(good), "--unit", "eV", "--folds", str(folds)], "not in the data"
+    if kind == "no-unit":
+        return ["--source", str(good)], "needs its target's unit: --unit"
+    if kind == "unknown-unit":
+        return ["--source", str(good), "--unit", "furlongs"], "unknown unit 'furlongs'"
+    if kind == "download":
+        return ["--download", "--unit", "eV"], "nothing to download"
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["unknown-column", "two-columns", "nan", "text", "folds-of-another-task",
+     "folds-with-foreign-ids", "no-unit", "unknown-unit", "download"],
+)  # fmt: skip
+def test_bad_custom_task_input_is_one_line_and_writes_nothing(tmp_path, capsys, kind):
+    extra, words = _custom_case(tmp_path, kind)
+    root = tmp_path / "root"
+    rc = main(["--data-root", str(root), "ingest", "matbench", CUSTOM, *extra])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert words in err
     assert not (root / "stores").exists()

@@ -3,6 +3,7 @@ CPU); two data-parallel CPU processes (gloo) match one process."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -23,11 +24,21 @@ def _metrics(run):
     return json.loads((run / "metrics.json").read_text())
 
 
+def _tensorboard(run, name):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run / "tensorboard"))
+    acc.Reload()
+    return [(e.step, e.value) for e in acc.Scalars(name)]
+
+
 @pytest.mark.slow
 def test_resume_after_sigkill_equals_uninterrupted(env, tmp_path):
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     extra = ("--epochs", "10", "--batch-size", "4", "--config", str(tmp_path / "c.toml"))
-    (tmp_path / "c.toml").write_text("state_every_steps = 1\n")
+    tb = importlib.util.find_spec("tensorboard") is not None
+    logs = '"tensorboard"' if tb else ""
+    (tmp_path / "c.toml").write_text(f"state_every_steps = 1\nlog = [{logs}]\n")
     assert main(env.train_args(ref, "mft", *extra)) == 0
     argv = env.train_args(killed, "mft", *extra)
     cmd = [sys.executable, "-m", "atomcollapse", *argv]
@@ -46,6 +57,10 @@ def test_resume_after_sigkill_equals_uninterrupted(env, tmp_path):
     assert "resumed at step" in log
     assert (killed / "metrics.json").read_bytes() == (ref / "metrics.json").read_bytes()
     assert (killed / "predictions.csv").read_bytes() == (ref / "predictions.csv").read_bytes()
+    assert (killed / "scalars.csv").read_bytes() == (ref / "scalars.csv").read_bytes()
+    if tb:  # the killed process's events are replaced by the replayed history
+        for name in ("val_mae", "lr", "train_ff_force_loss", "best/ood_test_mae"):
+            assert _tensorboard(killed, name) == _tensorboard(ref, name)
     a = torch.load(killed / "best.pt", weights_only=True)["state_dict"]
     b = torch.load(ref / "best.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)

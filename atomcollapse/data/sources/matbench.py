@@ -10,6 +10,12 @@ Row ids follow matbench (``matbench.data_ops.load``): ``mb-<task with dashes>-<i
 zero-padded to ``floor(log10(n)) + 1`` digits, e.g. ``mb-jdft2d-001``. String ids in the file's
 ``index`` are kept as they are. The official folds (``matbench_v0.1_validation.json``: 5-fold
 KFold, shuffled, random_state 18012019) become a ``fold`` column: the test fold of each structure.
+
+Tasks of the user's own: any other name reads a file of the same format. Its target is the
+column named by ``target`` (or the one column besides ``structure``), its unit is given
+(``unit``, one of :func:`atomcollapse.units.known_units`), and its folds, if any, come from a
+file in the validation layout keyed by the task's name: ``{"splits": {NAME: {"fold_0":
+{"train": [...], "test": [...]}, ...}}}`` (never from the official file).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from atomcollapse.data.schema import pack
 from atomcollapse.data.sources import Ingested
 from atomcollapse.data.store import data_root as _data_root
 from atomcollapse.errors import InputError, not_a_file
+from atomcollapse.units import known_units
 
 URL = "https://ml.materialsproject.org/projects/{task}.json.gz"
 FOLDS_FILE = "matbench_v0.1_validation.json"
@@ -199,15 +206,65 @@ def _ids(task: str, index: list[Any] | None, n: int, file: str) -> list[str]:
     return out
 
 
-def _check_task(task: str) -> tuple[str, str]:
+_TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def _check_task(task: str, target: str | None, unit: str | None, download: bool) -> str | None:
+    """The official target column of ``task`` (None for a task of the user's own), after
+    checking ``target`` / ``unit`` / ``download`` against it."""
     if task in MATBENCH_COMPOSITION_TASKS:
         raise InputError(
             "composition-only task, no structures; atomcollapse needs structures", record=task
         )
-    if task not in MATBENCH_STRUCTURE_TASKS:
+    if task in MATBENCH_STRUCTURE_TASKS:
+        column, known_unit = MATBENCH_STRUCTURE_TASKS[task]
+        if target is not None and target != column:
+            raise InputError(
+                f"the official task's target is {column!r}, not {target!r} (a task of your own "
+                "needs a name of its own)",
+                record=task,
+            )
+        if unit is not None and unit != known_unit:
+            raise InputError(
+                f"the official task's unit is {known_unit!r}, not {unit!r}", record=task
+            )
+        return column
+    if not _TASK_NAME.fullmatch(task):
+        raise InputError(
+            "task name must be letters, digits, '_', '-' or '.' (at most 128)", record=task
+        )
+    if download:
         known = ", ".join(MATBENCH_STRUCTURE_TASKS)
-        raise InputError(f"unknown MatBench task; structure tasks are: {known}", record=task)
-    return MATBENCH_STRUCTURE_TASKS[task]
+        raise InputError(
+            f"not an official MatBench task, nothing to download (official: {known}); "
+            "pass your file with --source",
+            record=task,
+        )
+    if unit is None:
+        raise InputError(
+            f"not an official MatBench task ({', '.join(MATBENCH_STRUCTURE_TASKS)}); a task of "
+            f"your own needs its target's unit: --unit, one of {', '.join(known_units())}",
+            record=task,
+        )
+    if unit not in known_units():
+        raise InputError(f"unknown unit {unit!r}; known: {', '.join(known_units())}", record=task)
+    return None
+
+
+def _target_column(columns: list[Any], target: str | None, task: str, file: str) -> str:
+    """The target column of a task of the user's own (``target``, or the only one there is)."""
+    others = [c for c in columns if c != "structure"]
+    listed = ", ".join(repr(c) for c in others) or "none"
+    if "structure" not in columns:
+        raise InputError(f"no 'structure' column (columns: {columns})", file=file)
+    if target is not None:
+        if target not in others:
+            raise InputError(f"no column {target!r} (target columns: {listed})", file=file)
+        return target
+    if len(others) != 1:
+        raise InputError(f"{len(others)} target columns ({listed}); choose one with --target",
+                         file=file, record=task)  # fmt: skip
+    return str(others[0])
 
 
 def _source_path(
@@ -312,17 +369,27 @@ def load_matbench(
     folds: str | Path | None = None,
     download: bool = False,
     data_root: str | Path | None = None,
+    target: str | None = None,
+    unit: str | None = None,
 ) -> Ingested:
-    """Read a MatBench structure task into crystals (positions/cell in A, target in its unit)."""
-    column, unit = _check_task(task)
+    """Read a MatBench structure task, official or of the user's own (``target`` column,
+    ``unit``), into crystals (positions/cell in A, target in its unit)."""
+    official = _check_task(task, target, unit, download)
     path = _source_path(task, source, download, data_root)
     doc = read_split_json(path)
     file = path.name
     columns = doc["columns"]
-    if not isinstance(columns, list) or sorted(map(str, columns)) != sorted(["structure", column]):
-        raise InputError(
-            f"columns are {columns}, expected ['structure', {column!r}] for {task}", file=file
-        )
+    if not isinstance(columns, list):
+        raise InputError('"columns" is not a list', file=file)
+    if official is None:
+        column = _target_column(columns, target, task, file)
+        assert unit is not None
+    else:
+        column, unit = MATBENCH_STRUCTURE_TASKS[task]
+        if sorted(map(str, columns)) != sorted(["structure", column]):
+            raise InputError(
+                f"columns are {columns}, expected ['structure', {column!r}] for {task}", file=file
+            )
     s_col, t_col = columns.index("structure"), columns.index(column)
     rows = doc["data"]
     if not isinstance(rows, list):
@@ -330,6 +397,7 @@ def load_matbench(
     ids = _ids(task, doc.get("index"), len(rows), file)
     numbers, positions, cells = [], [], []
     values = np.empty(len(rows))
+    all_bool = bool(rows)
     for i, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != len(columns):
             raise InputError(
@@ -340,6 +408,7 @@ def load_matbench(
             raise InputError(s.problem, file=file, record=ids[i])
         if not isinstance(s, tuple):
             raise InputError("structure is not a pymatgen Structure dict", file=file, record=ids[i])
+        all_bool &= isinstance(y, bool)
         if isinstance(y, bool) or (isinstance(y, (int, float)) and math.isfinite(y)):
             values[i] = float(y)
         else:
@@ -349,35 +418,52 @@ def load_matbench(
         cells.append(s[2])
     structures = pack(numbers, positions, ids=ids, cells=cells, pbcs=[np.ones(3, bool)] * len(rows))
     name = target_name(column)
+    if not name:
+        raise InputError(f"target column {column!r} gives no usable target name", file=file)
     structures.targets[name] = values
     structures.target_units[name] = unit
     structures.columns["formula"] = np.asarray([reduced_formula(z) for z in numbers], dtype=str)
     structures.validate(file)
 
     files = [{"name": file, "sha256": sha256_file(path)}]
-    folds_path = Path(folds) if folds is not None else default_folds_file(data_root)
+    if official is None:  # the official folds never hold a task of the user's own
+        folds_path = None if folds is None else Path(folds)
+    else:
+        folds_path = Path(folds) if folds is not None else default_folds_file(data_root)
     fold_info: dict[str, Any] | None = None
     if folds_path is not None:
         fold, fold_info = assign_folds(task, ids, folds_path)
         structures.columns["fold"] = fold.astype(str)
         files.append({"name": fold_info["file"], "sha256": fold_info["sha256"]})
-    classification = column == "is_metal"
-    src: dict[str, Any] = {"format": "matbench", "label": file, "task": task, "files": files}
+    classification = column == "is_metal" or (official is None and all_bool)
+    src: dict[str, Any] = {"format": "matbench", "label": file, "task": task, "files": files,
+                           "official": official is not None}  # fmt: skip
     if download:
         src["url"] = URL.format(task=task)
+    what = "MatBench" if official is not None else "MatBench-style task of your own,"
     info = {
-        "description": f"MatBench {task} target {column!r}"
-        + (" (1 = metal)" if classification else ""),
+        "description": f"{what} {task} target {column!r}"
+        + (" (1 = metal)" if column == "is_metal" else " (1 = true)" if classification else ""),
         "column": column,
         "report_unit": unit,
         "readout": "mean",
         "task_type": "classification" if classification else "regression",
     }
-    no_folds = f"none (no --folds, no matbench package, no raw/matbench/{FOLDS_FILE})"
+    no_folds = (
+        f"none (no --folds, no matbench package, no raw/matbench/{FOLDS_FILE})"
+        if official is not None
+        else "none (no --folds)"
+    )
     return Ingested(
         structures=structures,
         kind="crystals",
         source=src,
         target_info={name: info},
-        extra={"matbench": {"task": task, "folds": fold_info or no_folds}},
+        extra={
+            "matbench": {
+                "task": task,
+                "official": official is not None,
+                "folds": fold_info or no_folds,
+            }
+        },
     )
