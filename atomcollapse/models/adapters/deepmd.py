@@ -15,7 +15,9 @@ modules run on our batch:
 - neighbour list: DeePMD's own ``extend_input_and_build_neighbor_list`` (periodic images for a
   full periodic cell, the ``sel`` nearest neighbours within ``rcut``) on the batch's structures,
   padded into frames with virtual atoms (type -1) as DeePMD pads; the batch's radius graph is not
-  used. Forces are -dE/dR by autograd through the positions.
+  used. Forces are -dE/dR by autograd through the positions. As in DeePMD, an atom with more
+  than ``sel`` neighbours inside ``rcut`` sees only its ``sel`` nearest (a model whose ``sel``
+  is too small for a dense crystal is not exactly size-consistent; DeePMD warns about it).
 - backbone = the descriptor (DPA-3: type embedding, edge/angle embeddings, repflow layers).
   ``layers = [act(type embedding), layer1 .. layerL]`` (``n_dim`` features per atom each);
   ``node`` = the descriptor's output (the last layer's node features, plus the type embedding
@@ -40,8 +42,10 @@ modules run on our batch:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -171,20 +175,14 @@ class DeepmdBackbone(_DeepmdModule, Backbone):
                 nlist = torch.where(self.pair_excl(nlist, ext_atype) == 1, nlist, -1)
             ext_atype = torch.where(ext_atype >= 0, ext_atype, 0)
             captured: list[torch.Tensor] = []
-            hooks = [
-                layer.register_forward_hook(_keep_first(captured)) for layer in self._flows.layers
-            ]
-            try:
+            with _capturing(self._flows.layers, captured):
                 desc = self.descriptor(ext_coord, ext_atype, nlist, mapping=mapping)[0]
-            finally:
-                for h in hooks:
-                    h.remove()
             first = self._flows.act(self.descriptor.type_embedding(ext_atype[:, :nmax]))
             per_frame = [desc, first, *captured]
-            flat = [t.reshape(nf * nmax, -1).index_select(0, slot) for t in per_frame]
+            flat = [t.to(dtype).reshape(nf * nmax, -1).index_select(0, slot) for t in per_frame]
             if node is None:
-                node = desc.new_zeros(batch.numbers.numel(), flat[0].shape[1])
-                layers = [desc.new_zeros(batch.numbers.numel(), t.shape[1]) for t in flat[1:]]
+                node = flat[0].new_zeros(batch.numbers.numel(), flat[0].shape[1])
+                layers = [t.new_zeros(batch.numbers.numel(), t.shape[1]) for t in flat[1:]]
             node = node.index_copy(0, atom, flat[0])
             layers = [
                 cast(torch.Tensor, acc).index_copy(0, atom, t)
@@ -274,13 +272,28 @@ class DeepmdEnergyHead(_DeepmdModule):
         return out.to(features.node.dtype)
 
 
-def _keep_first(into: list[torch.Tensor]) -> Any:
-    """A forward hook that keeps a repflow layer's first output (its node features)."""
+@contextlib.contextmanager
+def _capturing(layers: nn.ModuleList, into: list[torch.Tensor]) -> Iterator[None]:
+    """Keep each repflow layer's node features (its first output) in ``into``. DeePMD calls
+    ``layer.forward`` directly, past forward hooks, so the method is wrapped on the instance."""
 
-    def hook(_module: nn.Module, _inputs: Any, out: Any) -> None:
-        into.append(out[0])
+    def wrap(layer: nn.Module) -> Any:
+        inner = layer.forward
 
-    return hook
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            out = inner(*args, **kwargs)
+            into.append(out[0])
+            return out
+
+        return forward
+
+    for layer in layers:
+        layer.forward = wrap(layer)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer.forward
 
 
 def _frame_groups(batch: AtomsBatch) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
