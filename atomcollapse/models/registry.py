@@ -106,7 +106,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
     ModelEntry(
         name="deepmd", pattern=r"deepmd:.+", module="atomcollapse.models.adapters.deepmd",
         backbone_types=("deepmd",), head_types=("deepmd-energy",),
-        elements="the checkpoint's type map (DPA-3.1-3M: H-Og)", extra="deepmd",
+        elements="the element symbols of the checkpoint's type map", extra="deepmd",
         package="deepmd",
         backbone="DeePMD descriptor (DPA-3: type/edge/angle embeddings, repflow layers)",
         energy_head="the branch's energy fitting net; DeePMD's per-type energy bias and the "

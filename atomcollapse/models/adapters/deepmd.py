@@ -113,7 +113,7 @@ def _sync_precision(module: nn.Module) -> None:
         return
     for m in module.modules():
         if isinstance(getattr(m, "prec", None), torch.dtype):
-            m.prec = dtype
+            setattr(m, "prec", dtype)  # noqa: B010
 
 
 class _DeepmdModule(nn.Module):
