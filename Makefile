@@ -13,7 +13,7 @@ AC := $(BIN)/atomcollapse --data-root $(DATA)
 # The canonical QM9 splits whose test molecules pretraining data must not contain.
 XTB_EXCLUDE := $(foreach s,$(sort $(wildcard splits/qm9/*/manifest.json)),--exclude-split $(patsubst %/manifest.json,%,$(s)))
 
-.PHONY: setup demo test test-fast lint format bench-ingest mattersim-data pretrained pretrained-check bench-deps perf \
+.PHONY: deepmd setup demo test test-fast lint format bench-ingest mattersim-data pretrained pretrained-check bench-deps perf \
 	perf-quick clean
 
 setup: $(STAMP)
@@ -24,6 +24,37 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
 	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+# The DeePMD-kit bridge (extra 'deepmd'; not in EXTRAS). PyPI's deepmd-kit 3.2.0 wheel carries
+# PyTorch ops built for torch 2.11 (`import deepmd.pt` refuses torch 2.13), and its [torch]
+# extra would pull torch 2.11. So its source archive is built once against $(TORCH_SPEC) in a
+# build venv (about 7 minutes on 2 cores) into $(DEEPMD_CACHE); later set-ups reuse that wheel.
+# The wheel goes in with --no-deps, then the extra brings its plain dependencies next to
+# $(TORCH_SPEC), so pip fails rather than replace torch.
+DEEPMD_VERSION := 3.2.0
+DEEPMD_CACHE ?= $(HOME)/.cache/atomcollapse/deepmd
+DEEPMD_WHEEL := $(DEEPMD_CACHE)/wheels/deepmd_kit-$(DEEPMD_VERSION)-py37-none-linux_x86_64.whl
+DEEPMD_STAMP := $(VENV)/.installed-deepmd
+
+deepmd: $(DEEPMD_STAMP)
+
+$(DEEPMD_WHEEL):
+	mkdir -p $(DEEPMD_CACHE)/src
+	test -x $(DEEPMD_CACHE)/buildenv/bin/pip || $(PYTHON) -m venv $(DEEPMD_CACHE)/buildenv
+	$(DEEPMD_CACHE)/buildenv/bin/pip install -q "$(TORCH_SPEC)" "scikit-build-core>=1" \
+		dependency_groups packaging setuptools_scm hatch-fancy-pypi-readme "cmake>=3.25.2" ninja
+	DP_ENABLE_PYTORCH=1 DP_ENABLE_TENSORFLOW=0 DP_VARIANT=cpu \
+		$(DEEPMD_CACHE)/buildenv/bin/pip download -q --no-deps --no-build-isolation \
+		--no-binary deepmd-kit "deepmd-kit==$(DEEPMD_VERSION)" -d $(DEEPMD_CACHE)/src
+	DP_ENABLE_PYTORCH=1 DP_ENABLE_TENSORFLOW=0 DP_VARIANT=cpu \
+		$(DEEPMD_CACHE)/buildenv/bin/pip wheel -q --no-build-isolation --no-deps \
+		-w $(DEEPMD_CACHE)/wheels $(DEEPMD_CACHE)/src/deepmd_kit-$(DEEPMD_VERSION).tar.gz
+
+$(DEEPMD_STAMP): $(DEEPMD_WHEEL) $(STAMP)
+	$(BIN)/pip install -q --no-deps $(DEEPMD_WHEEL)
+	$(BIN)/pip install -q "$(TORCH_SPEC)" -e ".[deepmd]"
+	$(BIN)/python -c "import deepmd.pt"
 	touch $@
 
 # The main job: the CPU smoke benchmark (ingest QM9 from the qm9pack wheel, committed split and

@@ -46,3 +46,16 @@ def _private_cache(tmp_path_factory):
         os.environ.pop("ATOMCOLLAPSE_CACHE", None)
     else:
         os.environ["ATOMCOLLAPSE_CACHE"] = before
+
+
+@pytest.fixture(scope="session")
+def deepmd_checkpoints(tmp_path_factory):
+    """A single-task and a two-branch DPA-3 checkpoint trained by DeePMD-kit itself (skips when
+    the 'deepmd' extra is absent)."""
+    import importlib.util
+
+    if importlib.util.find_spec("deepmd") is None:
+        pytest.skip("the 'deepmd' extra (deepmd-kit==3.2.0, `make deepmd`) is not installed")
+    from tests.deepmd_models import train_checkpoints
+
+    return train_checkpoints(tmp_path_factory.mktemp("deepmd"))

@@ -19,7 +19,9 @@ def models(
     for name in names or known_names():
         row = describe(name, count_params=params)
         n = row["parameters"]
-        installed = "yes" if row["installed"] else f"no: pip install 'atomcollapse[{row['extra']}]'"
+        installed = "yes" if row["installed"] else f"no: {row['install']}"
+        if row["installed"] and row["weights_present"] is False:
+            installed = "yes; weights not downloaded"
         t.add_row(row["name"], row["elements"], row["extra"] or "-", installed,
                   f"{n:,}" if n is not None else "-", row["energy_head"])  # fmt: skip
     console.print(t)

@@ -38,6 +38,8 @@ class ModelEntry:
     energy_head: str  # what the energy head (MFT's force-field head) is
     names: tuple[str, ...] = ()  # the names a listing shows (every weight set)
     hint: str = ""  # what its variants are: said when a name of the family is not one of them
+    keeps_case: bool = False  # names carry a path: the adapter gets them as typed
+    install: str = ""  # how to install it, when not a plain ``pip install 'atomcollapse[extra]'``
 
     def matches(self, name: str) -> bool:
         return re.fullmatch(self.pattern, name.strip().lower()) is not None
@@ -46,6 +48,8 @@ class ModelEntry:
         return self.package is None or importlib.util.find_spec(self.package) is not None
 
     def install_hint(self) -> str:
+        if self.install:
+            return self.install
         return f"pip install 'atomcollapse[{self.extra}]'" if self.extra else ""
 
 
@@ -99,6 +103,19 @@ ENTRIES: tuple[ModelEntry, ...] = (
         names=("so3lr",),
         hint="a single model",
     ),
+    ModelEntry(
+        name="deepmd", pattern=r"deepmd:.+", module="atomcollapse.models.adapters.deepmd",
+        backbone_types=("deepmd",), head_types=("deepmd-energy",),
+        elements="the element symbols of the checkpoint's type map", extra="deepmd",
+        package="deepmd",
+        backbone="DeePMD descriptor (DPA-3: type/edge/angle embeddings, repflow layers)",
+        energy_head="the branch's energy fitting net; DeePMD's per-type energy bias and the "
+        "branch's case embedding stay fixed",
+        names=("deepmd:DPA-3.1-3M",),
+        hint="deepmd:PATH.pt[:BRANCH], or a DeePMD published name such as deepmd:DPA-3.1-3M:BRANCH",
+        keeps_case=True,
+        install="make deepmd (deepmd-kit==3.2.0 built against the installed torch; extra 'deepmd')",
+    ),
 )  # fmt: skip
 
 
@@ -139,7 +156,7 @@ def load_named(name: str) -> tuple[Any, dict[str, Any]]:
                 f"{', '.join(family.names or (family.name,))}"
             )
         raise InputError(f"unknown pretrained model {name!r}; known: {', '.join(known_names())}")
-    return _module(entry).load(name.strip().lower())
+    return _module(entry).load(name.strip() if entry.keeps_case else name.strip().lower())
 
 
 def known_names() -> list[str]:
@@ -179,10 +196,13 @@ def describe(name: str, *, count_params: bool = True) -> dict[str, Any]:
         raise InputError(f"unknown pretrained model {name!r}; known: {', '.join(known_names())}")
     row: dict[str, Any] = {
         "name": name, "family": entry.name, "elements": entry.elements, "extra": entry.extra,
-        "installed": entry.installed(), "parameters": None, "backbone": entry.backbone,
-        "energy_head": entry.energy_head,
+        "installed": entry.installed(), "install": entry.install_hint(), "parameters": None,
+        "backbone": entry.backbone, "energy_head": entry.energy_head, "weights_present": None,
     }  # fmt: skip
-    if count_params and row["installed"]:
+    if row["installed"]:
+        present = getattr(_module(entry), "weights_present", None)
+        row["weights_present"] = present(name) if present is not None else True
+    if count_params and row["installed"] and row["weights_present"]:
         model, _ = load_named(name)
         row["parameters"] = sum(p.numel() for p in model.parameters())
     return row
