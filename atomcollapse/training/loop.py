@@ -110,7 +110,6 @@ class Loop:
         self.progress = progress
         self.autocast = autocast
         self.tracker = tracker
-        self._marks = (0.0, 0.0)  # wall and CPU clocks at the last tick (set by run)
         self.state = LoopState()
         self._marks: tuple[float, float] = (time.monotonic(), time.process_time())
         self.last_losses: dict[str, float] = {}
