@@ -131,7 +131,12 @@ def main(argv: list[str] | None = None) -> int:
                              "baseline_val_mae": base * k,
                              "ratio": val["mae"] / base if base else float("nan")})  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "pilot.json").write_text(json.dumps(rows, indent=2) + "\n")
+    # the table grows: rows of other models/targets/layers from earlier invocations are kept
+    table = args.out / "pilot.json"
+    mine = {(r["model"], r["target"], r["layer"]) for r in rows}
+    kept = [r for r in (json.loads(table.read_text()) if table.is_file() else [])
+            if (r["model"], r["target"], r["layer"]) not in mine]  # fmt: skip
+    table.write_text(json.dumps(kept + rows, indent=2) + "\n")
     print(f"linear probe vs train mean (+ atom refs), validation MAE; "
           f"{args.max_train} train, {args.epochs} epochs, {time.monotonic() - t0:.0f} s")  # fmt: skip
     print(f"{'model':<9} {'target':<6} {'layer':<5} {'unit':<10} {'probe':>10} {'baseline':>10} "
