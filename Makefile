@@ -61,6 +61,7 @@ $(DEEPMD_STAMP): $(DEEPMD_WHEEL) $(STAMP)
 # checkpoint, 4 strategies x 2 seeds, report table, plots, collapse analysis).
 demo: $(STAMP)
 	$(AC) bench benchmarks/smoke.toml --out results/smoke
+	@echo "The smoke run checks that everything works; what a longer CPU study shows about MFT: docs/evidence.md"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

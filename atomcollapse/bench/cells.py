@@ -118,7 +118,7 @@ def resolve(spec: Spec, inputs: Inputs) -> list[Cell]:
         d, m = inputs.datasets[key.dataset], inputs.models[key.model]
         if d.skipped:
             continue
-        table = spec.train_table(key.strategy)
+        table = spec.train_table(key.strategy, key.target)
         full = json.loads(json.dumps(table))
         full.setdefault("strategy", {})["name"] = key.strategy
         full.update(target=key.target, seed=key.seed)

@@ -9,8 +9,9 @@ Top level: ``name``, ``description``, ``strategies``, ``seeds``; tables:
 - ``[[models]]``: ``name``, ``checkpoint`` or ``adapter``, ``sha256``, ``ff_data`` (force-field
   store for mft), ``ff_sources`` (extxyz files to ingest it from), ``strategies`` (a subset);
 - ``[train]``: an ``atomcollapse train --config`` table (see :mod:`atomcollapse.training.config`),
-  checked against the training configuration; ``[train.by_strategy.<strategy>]`` is merged
-  over it for one strategy;
+  checked against the training configuration; ``[train.by_target.<target>]`` is merged over it
+  for one target (e.g. more epochs where a target needs them to converge), then
+  ``[train.by_strategy.<strategy>]`` for one strategy;
 - ``[run]`` (``jobs``, ``gpus_per_cell``), ``[report]`` (``enabled``, ``plots``), ``[collapse]``
   (the ``collapse`` command's settings and the ``seeds`` whose runs it compares), ``[slurm]``.
 
@@ -157,15 +158,18 @@ class Spec:
     seeds: tuple[int, ...]
     train: dict[str, Any] = field(hash=False)
     by_strategy: dict[str, dict[str, Any]] = field(hash=False)
+    by_target: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
     run: RunSpec = RunSpec()
     report: bool = True
     plots: bool = True
     collapse: CollapseSpec = CollapseSpec()
     slurm: dict[str, Any] = field(default_factory=dict, hash=False)
 
-    def train_table(self, strategy: str) -> dict[str, Any]:
-        """The ``[train]`` table with the strategy's overrides merged in (a fresh copy)."""
-        return _merge(copy.deepcopy(self.train), self.by_strategy.get(strategy, {}))
+    def train_table(self, strategy: str, target: str | None = None) -> dict[str, Any]:
+        """The ``[train]`` table with the target's, then the strategy's overrides merged in (a
+        fresh copy)."""
+        table = _merge(copy.deepcopy(self.train), self.by_target.get(target or "", {}))
+        return _merge(table, self.by_strategy.get(strategy, {}))
 
     def strategies_for(self, model: ModelSpec) -> tuple[str, ...]:
         return tuple(s for s in self.strategies if model.strategies is None
@@ -219,7 +223,8 @@ def parse_spec(raw: dict[str, Any], path: Path) -> Spec:
                 r.fail(f"model {m.name!r}: strategy {s!r} needs 'checkpoint' or 'adapter'")
             if needs_ff(s) and m.ff_data is None:
                 r.fail(f"model {m.name!r}: strategy {s!r} needs 'ff_data' (force-field store)")
-    train, by_strategy = _train(r, strategies)
+    targets = tuple(dict.fromkeys(t for d in datasets for t in d.targets))
+    train, by_strategy, by_target = _train(r, strategies, targets)
     run = _run(r.table("run"))
     rep = r.table("report")
     rep.check_keys(("enabled", "plots"))
@@ -227,7 +232,7 @@ def parse_spec(raw: dict[str, Any], path: Path) -> Spec:
     return Spec(
         path=path, name=r.get("name", str, path.stem), description=r.get("description", str, ""),
         datasets=datasets, models=models, strategies=strategies, seeds=tuple(seeds),
-        train=train, by_strategy=by_strategy, run=run,
+        train=train, by_strategy=by_strategy, by_target=by_target, run=run,
         report=rep.get("enabled", bool, True), plots=rep.get("plots", bool, True),
         collapse=_collapse(r.table("collapse")), slurm=slurm,
     )  # fmt: skip
@@ -317,12 +322,25 @@ def _model(t: TableReader, base: Path, strategies: tuple[str, ...]) -> ModelSpec
     )  # fmt: skip
 
 
-def _train(r: TableReader, strategies: tuple[str, ...]) -> tuple[dict, dict]:
+def _train(
+    r: TableReader, strategies: tuple[str, ...], targets: tuple[str, ...]
+) -> tuple[dict, dict, dict]:
     t = r.table("train")
     train = copy.deepcopy(t.data)
     by_strategy = train.pop("by_strategy", {})
+    by_target = train.pop("by_target", {})
     if not isinstance(by_strategy, dict):
         r.fail("'train.by_strategy' must be a table of strategy tables")
+    if not isinstance(by_target, dict):
+        r.fail("'train.by_target' must be a table of target tables")
+    for name, over in by_target.items():
+        if name not in targets:
+            r.fail(f"'train.by_target.{name}': {name!r} is not among the spec's targets")
+        if not isinstance(over, dict):
+            r.fail(f"'train.by_target.{name}' must be a table")
+        for key in ("target", "seed", "strategy"):
+            if key in over:
+                r.fail(f"'train.by_target.{name}.{key}' cannot be set per target")
     for key in ("target", "seed"):
         if key in train:
             r.fail(f"'train.{key}' is set per cell; use the spec's 'targets' / 'seeds'")
@@ -334,13 +352,15 @@ def _train(r: TableReader, strategies: tuple[str, ...]) -> tuple[dict, dict]:
         if not isinstance(over, dict):
             r.fail(f"'train.by_strategy.{s}' must be a table")
     for s in strategies:
-        table = _merge(copy.deepcopy(train), by_strategy.get(s, {}))
-        table.setdefault("strategy", {})
-        if isinstance(table["strategy"], dict):
-            table["strategy"]["name"] = s
-        cfg = from_dict(table, source=f"{r.file} [train]")
-        check_available(cfg.log, source=f"{r.file} [train] log")
-    return train, by_strategy
+        for name in (None, *by_target):
+            table = _merge(copy.deepcopy(train), by_target.get(name, {}) if name else {})
+            table = _merge(table, by_strategy.get(s, {}))
+            table.setdefault("strategy", {})
+            if isinstance(table["strategy"], dict):
+                table["strategy"]["name"] = s
+            cfg = from_dict(table, source=f"{r.file} [train]")
+            check_available(cfg.log, source=f"{r.file} [train] log")
+    return train, by_strategy, by_target
 
 
 def _int(t: TableReader, k: str, default: int, low: int) -> int:

@@ -120,3 +120,28 @@ def test_shipped_specs_are_valid(name):
     if name == "smoke":  # every cell is scored on the same 1,000 structures per partition
         cfg = from_dict(spec.train_table("mft"))
         assert (cfg.max_eval, cfg.eval_seed, cfg.max_train) == (1000, 0, 2000)
+
+
+def test_per_target_settings_merge_under_the_strategy_ones(benv):
+    extra = ("[train.by_target.gap]\nepochs = 3\noptim.lr = 1e-4\n"
+             "[train.by_strategy.finetune]\noptim.lr = 3e-4\n")  # fmt: skip
+    spec = load_spec(benv.spec(extra=extra))
+    assert spec.train_table("scratch", "gap") == {"epochs": 3, "batch_size": 8,
+                                                  "optim": {"lr": 1e-4}}  # fmt: skip
+    assert spec.train_table("finetune", "gap")["optim"] == {"lr": 3e-4}  # strategy wins
+    assert spec.train_table("scratch") == {"epochs": 1, "batch_size": 8}
+    from atomcollapse.bench.pipeline import make_plan
+
+    plan = make_plan(spec, benv.root / "out", None, create=True)
+    assert {c.identity["config"]["epochs"] for c in plan.cells} == {3}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [("[train.by_target.homo]\nepochs = 3\n", "'homo' is not among the spec's targets"),
+     ("[train.by_target.gap]\nseed = 3\n", "cannot be set per target"),
+     ("[train.by_target.gap]\nepochs = -1\n", "epochs")],
+)  # fmt: skip
+def test_bad_per_target_settings_are_one_clear_error(benv, extra, message):
+    with pytest.raises(InputError, match=message):
+        load_spec(benv.spec(extra=extra))
