@@ -15,12 +15,13 @@ def models(
     """Registered --pretrained names: elements, extra, installed here, parameters."""
     from atomcollapse.models.registry import describe, known_names
 
-    t = Table("name", "elements", "extra", "installed", "parameters", "energy head (MFT trains)")
+    t = Table("name", "elements", "extra", "installed", "weights", "parameters",
+              "energy head (MFT trains)")  # fmt: skip
     for name in names or known_names():
         row = describe(name, count_params=params)
         n = row["parameters"]
-        installed = "yes" if row["installed"] else f"no: pip install 'atomcollapse[{row['extra']}]'"
-        t.add_row(row["name"], row["elements"], row["extra"] or "-", installed,
+        installed = "yes" if row["installed"] else f"no: {row['install']}"
+        t.add_row(row["name"], row["elements"], row["extra"] or "-", installed, row["weights"],
                   f"{n:,}" if n is not None else "-", row["energy_head"])  # fmt: skip
     console.print(t)
     console.print(

@@ -38,6 +38,9 @@ class ModelEntry:
     energy_head: str  # what the energy head (MFT's force-field head) is
     names: tuple[str, ...] = ()  # the names a listing shows (every weight set)
     hint: str = ""  # what its variants are: said when a name of the family is not one of them
+    install: str = ""  # how to install it, when not just the extra (a separate environment)
+    keeps_case: bool = False  # its names carry a file path: passed on as typed, not lower-cased
+    weights: str = "in the wheel"  # where its weights come from
 
     def matches(self, name: str) -> bool:
         return re.fullmatch(self.pattern, name.strip().lower()) is not None
@@ -46,6 +49,8 @@ class ModelEntry:
         return self.package is None or importlib.util.find_spec(self.package) is not None
 
     def install_hint(self) -> str:
+        if self.install:
+            return self.install
         return f"pip install 'atomcollapse[{self.extra}]'" if self.extra else ""
 
 
@@ -99,6 +104,24 @@ ENTRIES: tuple[ModelEntry, ...] = (
         names=("so3lr",),
         hint="a single model",
     ),
+    ModelEntry(
+        name="mace", pattern=r"mace:.+|mace-[a-z0-9.-]+(:[^:/]+)?",
+        module="atomcollapse.models.adapters.mace", backbone_types=("mace",),
+        head_types=("mace-energy",), elements="the model's own (its z table)", extra="mace",
+        package="mace", install="make setup-mace (the 'mace' extra in its own environment, "
+        ".venv-mace: mace-torch pins e3nn 0.4.4, sevenn needs >= 0.5)",
+        backbone="node embedding and the interaction/product layers (scalar channels of each "
+        "layer as features)",
+        energy_head="MACE's readouts (summed over layers) + ZBL if any; scale/shift and E0s "
+        "fixed (buffers)",
+        names=("mace:PATH.model[:HEAD]", "mace-mp-0", "mace-mp-0-small", "mace-mp-0-medium",
+               "mace-mp-0-large", "mace-mp-0b3-medium", "mace-mpa-0-medium",
+               "mace-omat-0-small", "mace-omat-0-medium", "mace-off-small", "mace-off-medium",
+               "mace-off-large"),
+        hint="mace:PATH.model[:HEAD] for a file, or a foundation name (MACE's own download "
+        "and cache)",
+        keeps_case=True, weights="a file you name, or MACE's cache (downloaded on first use)",
+    ),
 )  # fmt: skip
 
 
@@ -139,7 +162,7 @@ def load_named(name: str) -> tuple[Any, dict[str, Any]]:
                 f"{', '.join(family.names or (family.name,))}"
             )
         raise InputError(f"unknown pretrained model {name!r}; known: {', '.join(known_names())}")
-    return _module(entry).load(name.strip().lower())
+    return _module(entry).load(name.strip() if entry.keeps_case else name.strip().lower())
 
 
 def known_names() -> list[str]:
@@ -182,7 +205,13 @@ def describe(name: str, *, count_params: bool = True) -> dict[str, Any]:
         "installed": entry.installed(), "parameters": None, "backbone": entry.backbone,
         "energy_head": entry.energy_head,
     }  # fmt: skip
-    if count_params and row["installed"]:
+    row["install"] = entry.install_hint()
+    row["weights"] = entry.weights
+    fetched = row["installed"] and entry.weights != ModelEntry.weights  # not in a wheel
+    here = getattr(_module(entry), "weights_here", None) if fetched else None
+    if here is not None:
+        row["weights"] = "here" if here(name) else "not here: " + entry.weights
+    if count_params and row["installed"] and (here is None or here(name)):
         model, _ = load_named(name)
         row["parameters"] = sum(p.numel() for p in model.parameters())
     return row
