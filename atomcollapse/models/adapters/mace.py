@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,9 +91,17 @@ def _scalar_channels(irreps: Any) -> list[int]:
     return out
 
 
+@functools.lru_cache(maxsize=4)
+def _template(key: str) -> nn.Module:
+    """One built model per architecture (a build compiles e3nn's TorchScript: seconds)."""
+    return mace_files.build(json.loads(key))
+
+
 def _pieces(config: dict[str, Any], names: tuple[str, ...]) -> dict[str, nn.Module]:
-    model = mace_files.build(config)
-    return {name: getattr(model, name) for name in names if hasattr(model, name)}
+    """Copies of the named modules of a MACE model of ``config`` (weights: MACE's initial ones
+    of the cached build, to be replaced by pretrained or :meth:`reinitialize`d ones)."""
+    model = _template(json.dumps(config, sort_keys=True))
+    return {name: copy.deepcopy(getattr(model, name)) for name in names if hasattr(model, name)}
 
 
 class MaceBackbone(Backbone):
@@ -158,6 +168,15 @@ class MaceBackbone(Backbone):
 
     def model_args(self) -> dict:
         return {"type": "mace", "config": copy.deepcopy(self.config), "head": self.head}
+
+    def reinitialize(self, seed: int) -> None:
+        """MACE's own initialisation of this architecture, drawn under ``seed`` (the scratch
+        arm); the constants (radial basis, symmetric-contraction bases) are the same."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            fresh = mace_files.build(self.config)
+        state = {k: v for k, v in fresh.state_dict().items() if k.split(".")[0] in _BACKBONE}
+        self.load_state_dict(state, strict=False)
 
 
 class MaceEnergyHead(nn.Module):
