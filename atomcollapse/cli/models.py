@@ -15,8 +15,11 @@ def models(
     """Registered --pretrained names: elements, extra, installed here, parameters."""
     from atomcollapse.models.registry import describe, known_names
 
-    t = Table("name", "elements", "extra", "installed", "weights", "parameters",
-              "energy head (MFT trains)")  # fmt: skip
+    t = Table()
+    t.add_column("name", no_wrap=True)  # a name must stay whole to be copied
+    for column in ("elements", "extra", "installed", "weights", "parameters",
+                   "energy head (MFT trains)"):  # fmt: skip
+        t.add_column(column)
     for name in names or known_names():
         row = describe(name, count_params=params)
         n = row["parameters"]

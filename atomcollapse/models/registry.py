@@ -108,19 +108,18 @@ ENTRIES: tuple[ModelEntry, ...] = (
         name="mace", pattern=r"mace:.+|mace-[a-z0-9.-]+(:[^:/]+)?",
         module="atomcollapse.models.adapters.mace", backbone_types=("mace",),
         head_types=("mace-energy",), elements="the model's own (its z table)", extra="mace",
-        package="mace", install="make setup-mace (the 'mace' extra in its own environment, "
-        ".venv-mace: mace-torch pins e3nn 0.4.4, sevenn needs >= 0.5)",
+        package="mace", install="make setup-mace",
         backbone="node embedding and the interaction/product layers (scalar channels of each "
         "layer as features)",
         energy_head="MACE's readouts (summed over layers) + ZBL if any; scale/shift and E0s "
         "fixed (buffers)",
-        names=("mace:PATH.model[:HEAD]", "mace-mp-0", "mace-mp-0-small", "mace-mp-0-medium",
+        names=("mace:PATH.model", "mace-mp-0", "mace-mp-0-small", "mace-mp-0-medium",
                "mace-mp-0-large", "mace-mp-0b3-medium", "mace-mpa-0-medium",
                "mace-omat-0-small", "mace-omat-0-medium", "mace-off-small", "mace-off-medium",
                "mace-off-large"),
         hint="mace:PATH.model[:HEAD] for a file, or a foundation name (MACE's own download "
         "and cache)",
-        keeps_case=True, weights="a file you name, or MACE's cache (downloaded on first use)",
+        keeps_case=True, weights="your file, or MACE's cache",
     ),
 )  # fmt: skip
 
@@ -145,9 +144,11 @@ def family_for(name: str) -> ModelEntry | None:
 
 def _module(entry: ModelEntry) -> Any:
     if not entry.installed():
-        raise InputError(
-            f"--pretrained {entry.name} needs the package {entry.package!r}: {entry.install_hint()}"
-        )
+        how = entry.install_hint()
+        if entry.install:  # not a plain pip extra: say which extra and why
+            how += (f" (the {entry.extra!r} extra, in its own environment .venv-{entry.extra}: "
+                    f"see the README)")  # fmt: skip
+        raise InputError(f"--pretrained {entry.name} needs the package {entry.package!r}: {how}")
     return importlib.import_module(entry.module)
 
 

@@ -218,7 +218,7 @@ def test_foundation_name_reads_mace_cache(files, monkeypatch, tmp_path):
 def test_models_listing_has_the_mace_entry(capsys):
     from atomcollapse.cli import main
 
-    assert main(["models", "mace-mp-0", "mace:PATH.model[:HEAD]", "--no-params"]) == 0
+    assert main(["models", "mace-mp-0", "mace:PATH.model", "--no-params"]) == 0
     out = capsys.readouterr().out
     assert "mace-mp-0" in out and "mace:PATH.model" in out
 
