@@ -229,7 +229,7 @@ class Loop:
         self.model.train()
         bar = _Progress(self.total_steps, self.state.step) if self.progress else None
         t0 = time.monotonic()
-        self._marks = (t0, time.process_time())
+        self._marks: tuple[float, float] = (t0, time.process_time())
         try:
             while self.state.step < self.total_steps and not self.state.stopped:
                 epoch_end = self.step()

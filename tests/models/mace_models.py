@@ -22,9 +22,16 @@ ELEMENTS = (1, 6, 7, 8, 9)
 E0 = np.array([-13.6, -1029.4, -1485.3, -2042.6, -2713.2])
 
 
-def save_model(path: Path, *, heads: tuple[str, ...] = ("Default",), seed: int = 0,
-               dtype: torch.dtype = torch.float64, pair_repulsion: bool = False,
-               layers: int = 2, elements: tuple[int, ...] = ELEMENTS) -> Path:
+def save_model(
+    path: Path,
+    *,
+    heads: tuple[str, ...] = ("Default",),
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    pair_repulsion: bool = False,
+    layers: int = 2,
+    elements: tuple[int, ...] = ELEMENTS,
+) -> Path:
     """A 2-layer ScaleShiftMACE (8x0e + 8x1o, l <= 2, r_max 5 A) with random weights drawn
     from ``seed`` (moved off MACE's initialisation, so that every readout matters), saved with
     ``torch.save(model, path)`` in ``dtype``."""

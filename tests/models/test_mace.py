@@ -31,8 +31,13 @@ def files(tmp_path_factory):
     return {
         "one": save_model(root / "one.model", seed=0),
         # two heads, float32 file, ZBL pair repulsion: MACE's multi-head fine-tuning layout
-        "two": save_model(root / "two.model", heads=("pt_head", "dft"), seed=1,
-                          dtype=torch.float32, pair_repulsion=True),  # fmt: skip
+        "two": save_model(
+            root / "two.model",
+            heads=("pt_head", "dft"),
+            seed=1,
+            dtype=torch.float32,
+            pair_repulsion=True,
+        ),
     }
 
 

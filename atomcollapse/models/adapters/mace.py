@@ -125,7 +125,7 @@ class MaceBackbone(Backbone):
         self.register_buffer("atomic_numbers", torch.tensor(zs), persistent=False)
         self.register_buffer("table", element_table(zs), persistent=False)
         self.cutoff = float(config["r_max"])
-        self.scalars = [_scalar_channels(p.linear.irreps_out) for p in self.products]
+        self.scalars = [_scalar_channels(cast(Any, p).linear.irreps_out) for p in self.products]
         self.feature_dim = len(self.scalars[-1])
         self.float()
 
@@ -250,9 +250,10 @@ def weights_here(name: str) -> bool:
     path, _, foundation = mace_files.split_name(name)
     if not foundation:
         return Path(path).is_file()
-    return path in mace_files.FOUNDATIONS and mace_files.foundation_path(
-        path, download=False
-    ).is_file()
+    return (
+        path in mace_files.FOUNDATIONS
+        and mace_files.foundation_path(path, download=False).is_file()
+    )
 
 
 def load(name: str) -> tuple[AtomisticModel, dict]:

@@ -62,7 +62,7 @@ def mace_modules() -> Any:
         os.environ[_ENV] = "1"  # e3nn 0.4.4 reads its constants with a plain torch.load
         with contextlib.redirect_stdout(sys.stderr):  # mace prints notes on import
             import mace.modules
-            import mace.tools.scripts_utils  # noqa: F401
+            import mace.tools.scripts_utils
     except ImportError as e:
         raise InputError(f"the MACE adapter needs mace-torch ({e}); {INSTALL}") from None
     finally:
@@ -164,7 +164,7 @@ def read_model_file(path: str | Path) -> torch.nn.Module:
         raise InputError(
             "MACE models with extra embeddings (charge, spin, ...) are not supported", file=path
         )
-    if getattr(model, "cueq_config", None) is not None and model.cueq_config.enabled:
+    if getattr(getattr(model, "cueq_config", None), "enabled", False):
         raise InputError(
             "a cuEquivariance MACE model: convert it back with mace's convert_cueq_e3nn first",
             file=path,
