@@ -79,6 +79,8 @@ class LoopState:
 class Loop:
     """One training run's loop; :meth:`run` returns when done, early-stopped or out of steps."""
 
+    _marks: tuple[float, float]  # (wall, cpu) seconds at the last tick
+
     def __init__(
         self,
         *,
@@ -229,7 +231,7 @@ class Loop:
         self.model.train()
         bar = _Progress(self.total_steps, self.state.step) if self.progress else None
         t0 = time.monotonic()
-        self._marks: tuple[float, float] = (t0, time.process_time())
+        self._marks = (t0, time.process_time())
         try:
             while self.state.step < self.total_steps and not self.state.stopped:
                 epoch_end = self.step()
