@@ -15,14 +15,16 @@ def models(
     """Registered --pretrained names: elements, extra, installed here, parameters."""
     from atomcollapse.models.registry import describe, known_names
 
-    t = Table("name", "elements", "extra", "installed", "parameters", "energy head (MFT trains)")
+    t = Table()
+    t.add_column("name", no_wrap=True)  # a name must stay whole to be copied
+    for column in ("elements", "extra", "installed", "weights", "parameters",
+                   "energy head (MFT trains)"):  # fmt: skip
+        t.add_column(column)
     for name in names or known_names():
         row = describe(name, count_params=params)
         n = row["parameters"]
         installed = "yes" if row["installed"] else f"no: {row['install']}"
-        if row["installed"] and row["weights_present"] is False:
-            installed = "yes; weights not downloaded"
-        t.add_row(row["name"], row["elements"], row["extra"] or "-", installed,
+        t.add_row(row["name"], row["elements"], row["extra"] or "-", installed, row["weights"],
                   f"{n:,}" if n is not None else "-", row["energy_head"])  # fmt: skip
     console.print(t)
     console.print(

@@ -38,8 +38,9 @@ class ModelEntry:
     energy_head: str  # what the energy head (MFT's force-field head) is
     names: tuple[str, ...] = ()  # the names a listing shows (every weight set)
     hint: str = ""  # what its variants are: said when a name of the family is not one of them
-    keeps_case: bool = False  # names carry a path: the adapter gets them as typed
-    install: str = ""  # how to install it, when not a plain ``pip install 'atomcollapse[extra]'``
+    install: str = ""  # how to install it, when not just the extra (a separate environment)
+    keeps_case: bool = False  # its names carry a file path: passed on as typed, not lower-cased
+    weights: str = "in the wheel"  # where its weights come from
 
     def matches(self, name: str) -> bool:
         return re.fullmatch(self.pattern, name.strip().lower()) is not None
@@ -113,8 +114,25 @@ ENTRIES: tuple[ModelEntry, ...] = (
         "branch's case embedding stay fixed",
         names=("deepmd:DPA-3.1-3M",),
         hint="deepmd:PATH.pt[:BRANCH], or a DeePMD published name such as deepmd:DPA-3.1-3M:BRANCH",
-        keeps_case=True,
+        keeps_case=True, weights="your checkpoint, or DeePMD's cache",
         install="make deepmd (deepmd-kit==3.2.0 built against the installed torch; extra 'deepmd')",
+    ),
+    ModelEntry(
+        name="mace", pattern=r"mace:.+|mace-[a-z0-9.-]+(:[^:/]+)?",
+        module="atomcollapse.models.adapters.mace", backbone_types=("mace",),
+        head_types=("mace-energy",), elements="the model's own (its z table)", extra="mace",
+        package="mace", install="make setup-mace",
+        backbone="node embedding and the interaction/product layers (scalar channels of each "
+        "layer as features)",
+        energy_head="MACE's readouts (summed over layers) + ZBL if any; scale/shift and E0s "
+        "fixed (buffers)",
+        names=("mace:PATH.model", "mace-mp-0", "mace-mp-0-small", "mace-mp-0-medium",
+               "mace-mp-0-large", "mace-mp-0b3-medium", "mace-mpa-0-medium",
+               "mace-omat-0-small", "mace-omat-0-medium", "mace-off-small", "mace-off-medium",
+               "mace-off-large"),
+        hint="mace:PATH.model[:HEAD] for a file, or a foundation name (MACE's own download "
+        "and cache)",
+        keeps_case=True, weights="your file, or MACE's cache",
     ),
 )  # fmt: skip
 
@@ -139,9 +157,11 @@ def family_for(name: str) -> ModelEntry | None:
 
 def _module(entry: ModelEntry) -> Any:
     if not entry.installed():
-        raise InputError(
-            f"--pretrained {entry.name} needs the package {entry.package!r}: {entry.install_hint()}"
-        )
+        how = entry.install_hint()
+        if entry.install:  # not a plain pip extra: say which extra and why
+            how += (f" (the {entry.extra!r} extra, in its own environment .venv-{entry.extra}: "
+                    f"see the README)")  # fmt: skip
+        raise InputError(f"--pretrained {entry.name} needs the package {entry.package!r}: {how}")
     return importlib.import_module(entry.module)
 
 
@@ -199,9 +219,15 @@ def describe(name: str, *, count_params: bool = True) -> dict[str, Any]:
         "installed": entry.installed(), "install": entry.install_hint(), "parameters": None,
         "backbone": entry.backbone, "energy_head": entry.energy_head, "weights_present": None,
     }  # fmt: skip
-    if row["installed"]:
-        present = getattr(_module(entry), "weights_present", None)
-        row["weights_present"] = present(name) if present is not None else True
+    row["weights"] = entry.weights
+    present = getattr(_module(entry), "weights_present", None) if row["installed"] else None
+    if present is not None:
+        row["weights_present"] = present(name)
+        if row["weights_present"] is not None:
+            here = "here" if row["weights_present"] else "not here"
+            row["weights"] = f"{here}: {entry.weights}"
+    elif row["installed"]:
+        row["weights_present"] = True
     if count_params and row["installed"] and row["weights_present"]:
         model, _ = load_named(name)
         row["parameters"] = sum(p.numel() for p in model.parameters())

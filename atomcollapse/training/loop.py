@@ -81,6 +81,8 @@ class LoopState:
 class Loop:
     """One training run's loop; :meth:`run` returns when done, early-stopped or out of steps."""
 
+    _marks: tuple[float, float]  # (wall, cpu) seconds at the last tick
+
     def __init__(
         self,
         *,

@@ -11,6 +11,8 @@ name               model                       elements                      ext
 ``so3lr``          SO3LR (so3krates-torch)     H C N O F P S Cl, periodic    ``so3lr``
 ``chgnet``         CHGNet 0.3.0 (MPtrj)        94 elements (H-Pu), periodic  ``chgnet``
 ``chgnet:V``       CHGNet 0.3.0, 0.2.0, r2scan 94 elements (H-Pu), periodic  ``chgnet``
+``mace:PATH[:H]``  a ScaleShiftMACE file, head the model's z table           ``mace``
+``mace-mp-0`` ...  MACE foundation models      the model's z table           ``mace``
 =================  ==========================  ============================  ===============
 
 Which module builds which name, and the backbone/head types of checkpoints, is the registry's
