@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from atomcollapse.artifacts import check_replaceable, now_utc, write_json_atomic
+from atomcollapse.artifacts import check_replaceable, header, write_json_atomic
 from atomcollapse.data.store import Store, data_root, new_store_path, open_store, write_store
 from atomcollapse.errors import InputError
 from atomcollapse.forcefield import xtb
@@ -171,6 +171,9 @@ def _results(tasks: Iterable[dict], sampling: SamplingConfig, workers: int) -> I
 
 
 def _open_work(wd: Path, config: dict, resume: bool) -> None:
+    """Check (or start) the work folder; remove the temporary files of a killed run."""
+    for leftover in [*wd.glob(".*.tmp"), *wd.glob(".*.tmp-*")]:
+        leftover.unlink(missing_ok=True)
     state_file = wd / STATE
     h = _config_hash(config)
     if state_file.is_file():
@@ -184,14 +187,10 @@ def _open_work(wd: Path, config: dict, resume: bool) -> None:
         return
     if resume:
         raise InputError("nothing to resume (no state.json)", file=wd)
+    inputs = {"store": config["source_store"]}
     write_json_atomic(
         state_file,
-        {
-            "artifact": "xtb-labelling-work",
-            "config_hash": h,
-            "config": config,
-            "created_at": now_utc(),
-        },
+        {**header("xtb-labelling-work", inputs=inputs), "config_hash": h, "config": config},
     )
 
 
