@@ -15,6 +15,7 @@ import numpy as np
 from atomcollapse.artifacts import atomic_file, write_text_atomic
 from atomcollapse.data.schema import Structures, pack
 from atomcollapse.errors import InputError
+from atomcollapse.process import fault
 
 FAILURES = "failures.jsonl"
 
@@ -39,8 +40,10 @@ def write_chunk(path: Path, results: list[dict]) -> None:
         "dipole": np.array([r["labels"].dipole for r in ok], dtype=np.float64),
         "failures": np.array(json.dumps(fails)),
     }
-    with atomic_file(path, fsync=True) as tmp, open(tmp, "wb") as f:
-        np.savez(f, allow_pickle=False, **arrays)  # type: ignore[arg-type]
+    with atomic_file(path, fsync=True) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, allow_pickle=False, **arrays)  # type: ignore[arg-type]
+        fault("chunk-tmp-written")
 
 
 def read_chunk(path: Path) -> dict[str, Any]:

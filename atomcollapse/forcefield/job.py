@@ -41,6 +41,7 @@ from atomcollapse.forcefield.selection import (
     text_column,
 )
 from atomcollapse.parallel import usable_cpus
+from atomcollapse.process import fault
 
 STATE = "state.json"
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -257,6 +258,7 @@ def _run_label_job(
     for r in results:
         buffer.append(r)
         n_done += 1
+        fault("label-task-done")
         if on_progress:
             on_progress(n_done, n_tasks)
         if current is not None and len(buffer) == min(cs, n_tasks - current * cs):
