@@ -9,7 +9,8 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,15 @@ def now_utc() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
+HEADER_KEYS: tuple[str, ...] = (
+    "artifact",
+    "schema_version",
+    "code_version",
+    "created_at",
+    "inputs",
+)
+
+
 def header(kind: str, *, schema_version: int = 1, inputs: dict[str, Any] | None = None) -> dict:
     """The fields every manifest starts with: what it is, its layout version, the code that made
     it, when, and what it was made from (paths absolute, with their hashes where they have one)."""
@@ -72,25 +82,74 @@ def header(kind: str, *, schema_version: int = 1, inputs: dict[str, Any] | None 
     }
 
 
-def write_json_atomic(path: str | Path, obj: Any) -> None:
-    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
-    write_text_atomic(path, text)
+@dataclass(frozen=True)
+class MadeBy:
+    """Which code made an artifact and when (None where its manifest does not say)."""
+
+    code_version: str | None
+    created_at: str | None
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to a temporary file beside ``path``, then rename it into place."""
+def made_by(manifest: Mapping[str, Any]) -> MadeBy:
+    """Which code made an artifact and when, from a manifest (or a checkpoint's payload) in
+    either spelling: the :func:`header`'s ``code_version``/``created_at``, or the older
+    ``created_by: {"version"}`` of stores and splits and ``extra.created_at`` of checkpoints."""
+    version = manifest.get("code_version")
+    by = manifest.get("created_by")
+    if version is None and isinstance(by, Mapping):
+        version = by.get("version")
+    created = manifest.get("created_at")
+    extra = manifest.get("extra")
+    if created is None and isinstance(extra, Mapping):
+        created = extra.get("created_at")
+    return MadeBy(
+        None if version is None else str(version), None if created is None else str(created)
+    )
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path, *, suffix: str = ".tmp", fsync: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` to write; on success rename it into place.
+
+    The one atomic write of the package: a failure (or a kill) before the rename leaves
+    ``path`` as it was; on an exception the temporary file is removed. ``fsync`` flushes the
+    file to disk before the rename (for files that are expensive to remake). The file gets
+    mode 0644.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        yield tmp
+        if fsync:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def write_bytes_atomic(path: str | Path, data: bytes, *, fsync: bool = False) -> None:
+    with atomic_file(path, fsync=fsync) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(path: str | Path, text: str, *, fsync: bool = False) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_file`)."""
+    write_bytes_atomic(path, text.encode("utf-8"), fsync=fsync)
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+    write_text_atomic(path, text)
 
 
 def _json_default(o: Any) -> Any:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from atomcollapse.artifacts import MANIFEST
+from atomcollapse.artifacts import MANIFEST, made_by
 from atomcollapse.constants import QM9_TARGETS
 from atomcollapse.errors import InputError
 from atomcollapse.units import factor
@@ -196,6 +196,7 @@ def load_run(path: str | Path) -> RunRecord:
     split_path = _get(m, "split.path", "split_path")
     split = _get(m, "split.name", "split_name") or _split_name(m, split_path)
     seed = _get(m, "seeds.seed", "seed", "config.seed")
+    made = made_by(m)
     rec = RunRecord(
         path=path,
         dataset=str(_get(m, "dataset.name", "dataset_name", "dataset") or "-"),
@@ -211,8 +212,8 @@ def load_run(path: str | Path) -> RunRecord:
         split_path=split_path,
         split_kind=str(_get(m, "split.method", "split.kind", "split_method") or ""),
         dataset_path=_get(m, "dataset.path"),
-        code_version=_get(m, "code_version"),
-        started_at=_get(m, "created_at"),
+        code_version=made.code_version,
+        started_at=made.created_at,
         finished_at=_get(m, "finished_at"),
         train_cpu_seconds=_number(_get(m, "train_seconds.cpu")) or math.nan,
     )

@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from atomcollapse.artifacts import write_json_atomic
+from atomcollapse.artifacts import header, sha256_file, write_json_atomic, write_text_atomic
 from atomcollapse.bench.cells import Cell, RunState, resolve, scan_runs, toml_text
 from atomcollapse.bench.prepare import Inputs, resolve_inputs
 from atomcollapse.bench.runner import Job, Outcome, program
@@ -91,10 +91,7 @@ def pending_jobs(plan: Plan) -> list[Job]:
         seen.add(c.cell_id)
         path = c.config_path(plan.out)
         if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(toml_text(c.table))
-            tmp.replace(path)
+            write_text_atomic(path, toml_text(c.table))
         jobs.append(plan.job(c))
     return jobs
 
@@ -144,7 +141,10 @@ def write_summary(plan: Plan, outcomes: list[Outcome]) -> dict[str, Any]:
              for c in plan.cells]  # fmt: skip
     failures = [{"cell": o.label, "returncode": o.returncode, "error": o.error, "log": str(o.log)}
                 for o in outcomes if not o.ok]  # fmt: skip
-    summary = {"spec": str(plan.spec.path), "name": plan.spec.name, "cells": cells,
-               "failures": failures, "counts": dict(Counter(c["state"] for c in cells))}  # fmt: skip
+    spec = Path(plan.spec.path).resolve()
+    inputs = {"spec": {"path": str(spec),
+                       "sha256": sha256_file(spec) if spec.is_file() else None}}  # fmt: skip
+    summary = {**header("bench", inputs=inputs), "spec": str(plan.spec.path),
+               "name": plan.spec.name, "cells": cells, "failures": failures, "counts": dict(Counter(c["state"] for c in cells))}  # fmt: skip
     write_json_atomic(plan.out / SUMMARY, summary)
     return summary

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from atomcollapse.artifacts import MANIFEST, now_utc, write_json_atomic
+from atomcollapse.artifacts import MANIFEST, header, now_utc, write_json_atomic
 from atomcollapse.errors import InputError
 from atomcollapse.parallel import usable_cpus
 from atomcollapse.process import PARENT_ENV
@@ -197,8 +197,9 @@ def execute(job: Job, env: dict[str, str], launcher: str = "local") -> Outcome:
     seconds = time.monotonic() - t0
     outcome = Outcome(job.cell_id, job.label, rc, seconds, job.log,
                       None if rc == 0 else _last_error(job.log))  # fmt: skip
+    inputs = {"cell": {"cell_id": job.cell_id, "run_dir": str(Path(job.run_dir).resolve())}}
     write_json_atomic(job.status, {
-        "cell": job.label, "cell_id": job.cell_id, "returncode": rc, "error": outcome.error,
+        **header("bench-cell-status", inputs=inputs), "cell": job.label, "cell_id": job.cell_id, "returncode": rc, "error": outcome.error,
         "started_at": started, "finished_at": now_utc(), "seconds": round(seconds, 3),
         "run_dir": str(job.run_dir), "log": str(job.log), "launcher": launcher,
         "host": socket.gethostname(), "threads": env.get("OMP_NUM_THREADS"),

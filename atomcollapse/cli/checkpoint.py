@@ -14,6 +14,7 @@ import typer
 from rich.table import Column, Table
 from rich.text import Text
 
+from atomcollapse.artifacts import made_by
 from atomcollapse.cli.common import console
 from atomcollapse.errors import InputError
 from atomcollapse.models.checkpoint import (
@@ -81,6 +82,7 @@ def show(path: Path = typer.Argument(..., help="Checkpoint file.")) -> None:
     payload = read_checkpoint(path)
     sd = state_dict_of(payload, path)
     extra = payload.get("extra") or {}
+    made = made_by(payload)
     args = payload["model_args"] if isinstance(payload["model_args"], dict) else {}
     data = extra.get("training_data") or {}
     data_hash = payload.get("training_data_hash") or data.get("content_hash")
@@ -93,8 +95,8 @@ def show(path: Path = typer.Argument(..., help="Checkpoint file.")) -> None:
         ("parameters", _parameters(path, payload, sd)),
         ("elements", _elements(payload["elements"])),
         ("training data", f"{data.get('name', '?')}  sha256 {data_hash or '-'}"),
-        ("code version", str(payload.get("code_version", "-"))),
-        ("created at", str(extra.get("created_at", "-"))),
+        ("code version", made.code_version or "-"),
+        ("created at", made.created_at or "-"),
         *(
             (k, _fmt(v))
             for k, v in extra.items()

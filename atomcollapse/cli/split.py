@@ -97,6 +97,7 @@ def make(
 @app.command("show")
 def show(path: Annotated[Path, typer.Argument(help="Split directory.")]) -> None:
     """Print a split's manifest: method, dataset, counts, groups and target statistics."""
+    from atomcollapse.artifacts import made_by
     from atomcollapse.splits import load_split
     from atomcollapse.splits.tables import means_table, partition_table, tails_table
 
@@ -111,7 +112,8 @@ def show(path: Annotated[Path, typer.Argument(help="Split directory.")]) -> None
     )
     params = ", ".join(f"{k}={v}" for k, v in m["parameters"].items() if v not in (None, ()))
     console.print(f"parameters: {params}")
-    console.print(f"made by {m['created_by']['version']} at {m['created_at']}", style="dim")
+    by = made_by(m)
+    console.print(f"made by {by.code_version or '?'} at {by.created_at or '?'}", style="dim")
     console.print(partition_table(m))
     if not m.get("target") and m.get("target_stats"):
         console.print(means_table(m["target_stats"]))

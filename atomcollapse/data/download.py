@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from atomcollapse.artifacts import atomic_file
 from atomcollapse.errors import InputError
 
 
@@ -31,26 +29,22 @@ def fetch(
     dest = Path(dest)
     if dest.is_file() and (checksum is None or _digest(dest, algorithm) == checksum):
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     try:
-        h = hashlib.new(algorithm)
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            while block := resp.read(1 << 20):
-                h.update(block)
-                out.write(block)
-        if checksum is not None and h.hexdigest() != checksum:
-            raise InputError(
-                f"{algorithm} mismatch: got {h.hexdigest()[:16]}..., expected {checksum[:16]}...",
-                file=url,
-            )
-        os.replace(tmp, dest)
+        with atomic_file(dest, suffix=".part") as tmp:
+            h = hashlib.new(algorithm)
+            with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+                while block := resp.read(1 << 20):
+                    h.update(block)
+                    out.write(block)
+            if checksum is not None and h.hexdigest() != checksum:
+                raise InputError(
+                    f"{algorithm} mismatch: got {h.hexdigest()[:16]}..., "
+                    f"expected {checksum[:16]}...",
+                    file=url,
+                )
     except (urllib.error.URLError, OSError, TimeoutError) as e:
         reason = getattr(e, "reason", e)
         raise InputError(f"cannot download ({reason}); offline? {offline_hint}", file=url) from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
     return dest
 
 

@@ -24,8 +24,7 @@ import pandas as pd
 from atomcollapse.artifacts import (
     MANIFEST,
     atomic_directory,
-    code_version,
-    now_utc,
+    header,
     read_manifest,
     sha256_arrays,
     write_json_atomic,
@@ -137,8 +136,7 @@ def write_store(
             "max": float(v.max()),
         }
     manifest = {
-        "artifact": "dataset",
-        "schema_version": SCHEMA_VERSION,
+        **header("dataset", schema_version=SCHEMA_VERSION, inputs=store_inputs(source)),
         "name": name,
         "kind": kind,
         "n_structures": len(structures),
@@ -164,14 +162,30 @@ def write_store(
             k: {"dtype": a.dtype.str, "shape": list(a.shape), "sha256": sha256_arrays({k: a})}
             for k, a in arrays.items()
         },
-        "created_by": {"tool": "atomcollapse", "version": code_version()},
-        "created_at": now_utc(),
     }
     with atomic_directory(target, kind="dataset", overwrite=overwrite) as tmp:
         for key, arr in arrays.items():
             np.save(tmp / f"{key}.npy", arr, allow_pickle=False)
         write_json_atomic(tmp / MANIFEST, manifest)
     return Path(target)
+
+
+def store_inputs(source: dict[str, Any]) -> dict[str, Any]:
+    """What a store was made from, read off its ``source`` record: the source files with their
+    hashes, the parent store (subset, teacher, xTB labels) and the pretrained checkpoint."""
+    inputs: dict[str, Any] = {}
+    if source.get("files"):
+        inputs["files"] = source["files"]
+    if source.get("parent_hash"):
+        inputs["store"] = {"name": source.get("parent"), "content_hash": source["parent_hash"]}
+    elif source.get("store_content_hash"):
+        inputs["store"] = {
+            "name": source.get("store"),
+            "content_hash": source["store_content_hash"],
+        }
+    if source.get("pretrained_hash"):
+        inputs["pretrained"] = {"path": source.get("pretrained"), "hash": source["pretrained_hash"]}
+    return inputs
 
 
 @dataclass

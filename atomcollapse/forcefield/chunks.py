@@ -7,14 +7,15 @@ as a JSON string, the tasks that failed, so a resumed run rebuilds ``failures.js
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from atomcollapse.artifacts import atomic_file, write_text_atomic
 from atomcollapse.data.schema import Structures, pack
 from atomcollapse.errors import InputError
+from atomcollapse.process import fault
 
 FAILURES = "failures.jsonl"
 
@@ -39,16 +40,10 @@ def write_chunk(path: Path, results: list[dict]) -> None:
         "dipole": np.array([r["labels"].dipole for r in ok], dtype=np.float64),
         "failures": np.array(json.dumps(fails)),
     }
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_file(path, fsync=True) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, allow_pickle=False, **arrays)  # type: ignore[arg-type]
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        fault("chunk-tmp-written")
 
 
 def read_chunk(path: Path) -> dict[str, Any]:
@@ -62,9 +57,7 @@ def read_chunk(path: Path) -> dict[str, Any]:
 
 
 def write_failures(wd: Path, failures: list[dict]) -> None:
-    tmp = wd / f".{FAILURES}.tmp-{os.getpid()}"
-    tmp.write_text("".join(json.dumps(f) + "\n" for f in failures))
-    os.replace(tmp, wd / FAILURES)
+    write_text_atomic(wd / FAILURES, "".join(json.dumps(f) + "\n" for f in failures))
 
 
 def combine_chunks(

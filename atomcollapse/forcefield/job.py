@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from atomcollapse.artifacts import check_replaceable, now_utc, write_json_atomic
+from atomcollapse.artifacts import check_replaceable, header, write_json_atomic
 from atomcollapse.data.store import Store, data_root, new_store_path, open_store, write_store
 from atomcollapse.errors import InputError
 from atomcollapse.forcefield import xtb
@@ -41,6 +41,7 @@ from atomcollapse.forcefield.selection import (
     text_column,
 )
 from atomcollapse.parallel import usable_cpus
+from atomcollapse.process import fault
 
 STATE = "state.json"
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -171,6 +172,9 @@ def _results(tasks: Iterable[dict], sampling: SamplingConfig, workers: int) -> I
 
 
 def _open_work(wd: Path, config: dict, resume: bool) -> None:
+    """Check (or start) the work folder; remove the temporary files of a killed run."""
+    for leftover in [*wd.glob(".*.tmp"), *wd.glob(".*.tmp-*")]:
+        leftover.unlink(missing_ok=True)
     state_file = wd / STATE
     h = _config_hash(config)
     if state_file.is_file():
@@ -184,14 +188,10 @@ def _open_work(wd: Path, config: dict, resume: bool) -> None:
         return
     if resume:
         raise InputError("nothing to resume (no state.json)", file=wd)
+    inputs = {"store": config["source_store"]}
     write_json_atomic(
         state_file,
-        {
-            "artifact": "xtb-labelling-work",
-            "config_hash": h,
-            "config": config,
-            "created_at": now_utc(),
-        },
+        {**header("xtb-labelling-work", inputs=inputs), "config_hash": h, "config": config},
     )
 
 
@@ -258,6 +258,7 @@ def _run_label_job(
     for r in results:
         buffer.append(r)
         n_done += 1
+        fault("label-task-done")
         if on_progress:
             on_progress(n_done, n_tasks)
         if current is not None and len(buffer) == min(cs, n_tasks - current * cs):

@@ -3,22 +3,22 @@
 A checkpoint is one ``torch.save`` file holding only plain containers and tensors (so it loads
 with ``weights_only=True``)::
 
-    {"format": "atomcollapse-checkpoint", "version": 1,
+    {"artifact": "checkpoint", "schema_version": 1, "code_version": str, "created_at": str,
+     "inputs": {...},   # the manifest header (artifacts.header); older files lack all but
+                        # code_version, and keep created_at in extra
+     "format": "atomcollapse-checkpoint", "version": 1,
      "model_args": {"backbone": {...,"type": "painn"}, "heads": {name: {..., "type": ...}}},
      "state_dict": {...}, "elements": [...], "training_data_hash": str | None,
-     "code_version": str, "extra": {...}}
+     "extra": {...}}
 
 Head normalisers (atom references, mean/std, scale/shift) are buffers inside ``state_dict``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
-import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +26,7 @@ from typing import Any
 
 import torch
 
-from atomcollapse.artifacts import code_version as current_code_version
-from atomcollapse.artifacts import sha256_file, write_json_atomic
+from atomcollapse.artifacts import HEADER_KEYS, atomic_file, header, sha256_file, write_json_atomic
 from atomcollapse.errors import InputError, not_a_file
 from atomcollapse.models.heads import build_head
 from atomcollapse.models.model import AtomisticModel
@@ -44,33 +43,27 @@ def save_checkpoint(
     elements: Sequence[str],
     training_data_hash: str | None = None,
     code_version: str | None = None,
+    inputs: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``model`` and its provenance to ``path`` atomically (temporary file + rename)."""
+    """Write ``model`` and its provenance to ``path`` atomically; ``inputs`` (what it was
+    trained from, with hashes) goes into the manifest header the payload starts with."""
     path = Path(path)
     payload = {
+        **header("checkpoint", schema_version=VERSION, inputs=inputs),
         "format": FORMAT,
         "version": VERSION,
         "model_args": {"backbone": model.backbone.model_args(), "heads": model.head_args()},
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "elements": list(elements),
         "training_data_hash": training_data_hash,
-        "code_version": code_version or current_code_version(),
         "extra": extra or {},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
+    if code_version is not None:
+        payload["code_version"] = code_version
+    with atomic_file(path, fsync=True) as tmp:
+        torch.save(payload, tmp)
         fault("checkpoint-tmp-written")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
     return path
 
 
@@ -377,6 +370,7 @@ def diff_checkpoints(
     fields += _field_diffs("extra", extra_a, extra_b)
 
     info = _field_diffs("code_version", pa.get("code_version"), pb.get("code_version"))
+    info += _field_diffs("created_at", pa.get("created_at"), pb.get("created_at"))
     info += _field_diffs("extra", vol_a, vol_b)
     return CheckpointDiff(
         n_tensors_a=len(sa),
@@ -402,13 +396,16 @@ def write_checkpoint_manifest(path: str | Path) -> Path:
     """
     payload = read_checkpoint(path)
     state = state_dict_of(payload, path)
+    rest = {k: v for k, v in payload.items() if k != "state_dict"}
+    head = {k: rest.pop(k) for k in HEADER_KEYS if k in rest}
     manifest = {
         "artifact": "checkpoint",
+        **head,
         "file": Path(path).name,
         "file_sha256": sha256_file(path),
         "weights_sha256": weights_sha256(state),
         "n_values": int(sum(t.numel() for t in state.values())),
-        **{k: v for k, v in payload.items() if k != "state_dict"},
+        **rest,
     }
     out = manifest_path(path)
     write_json_atomic(out, manifest)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from atomcollapse.artifacts import code_version, now_utc
+from atomcollapse.artifacts import header
 from atomcollapse.errors import InputError
 from atomcollapse.splits import composition, property_tail, scaffold, simple
 from atomcollapse.splits.artifact import (
@@ -60,19 +60,16 @@ def make_split(store: Any, cfg: SplitConfig) -> Split:
     if counts["train"] == 0:
         raise InputError("the split leaves no training structures", file=store.name)
     targets = [cfg.target] if cfg.target else store.target_names
+    dataset = {"name": store.name, "kind": store.kind, "content_hash": store.content_hash,
+               "n_structures": len(store)}  # fmt: skip
+    inputs = {"dataset": dict(dataset)}  # by name and hash: committed splits name no folder
     manifest: dict[str, Any] = {
-        "artifact": "split",
-        "schema_version": SCHEMA_VERSION,
+        **header("split", schema_version=SCHEMA_VERSION, inputs=inputs),
         "method": cfg.method,
         "target": cfg.target,
         "parameters": cfg.parameters(),
         "seeds": _seeds(cfg),
-        "dataset": {
-            "name": store.name,
-            "kind": store.kind,
-            "content_hash": store.content_hash,
-            "n_structures": len(store),
-        },
+        "dataset": dataset,
         "encoding": "partition.npz['partition']: uint8 per structure; "
         + ", ".join(f"{i} {p}" for i, p in enumerate(PARTITIONS))
         + ", 255 in no partition",
@@ -86,8 +83,6 @@ def make_split(store: Any, cfg: SplitConfig) -> Split:
         "details": sel.details,
         "groups": group_counts(sel.groups, sel.group_kind, codes),
         "target_stats": target_stats(store, codes, targets),
-        "created_by": {"tool": "atomcollapse", "version": code_version()},
-        "created_at": now_utc(),
     }
     manifest["split_hash"] = split_hash(codes)
     return Split(codes=codes, manifest=manifest, labels=sel.labels)

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from atomcollapse.artifacts import code_version, now_utc
 from atomcollapse.constants import SYMBOLS
 from atomcollapse.data.store import open_store
 from atomcollapse.errors import InputError
@@ -162,7 +161,6 @@ def _pretrain(inp, cfg, store, seeds, train_rows, val_rows, dist, dev) -> dict[s
         meta = {
             "kind": "pretrained",
             "training_data": {"name": store.name, "content_hash": store.content_hash},
-            "created_at": now_utc(),
             "seeds": seeds.as_dict(),
             "config": cfg.to_dict(),
             "metrics": metrics,
@@ -170,8 +168,10 @@ def _pretrain(inp, cfg, store, seeds, train_rows, val_rows, dist, dev) -> dict[s
             "log": log_lines,
         }
         symbols = [SYMBOLS[z] for z in store_elements(store)]
+        data = {"name": store.name, "content_hash": store.content_hash,
+                "path": str(store.path.resolve())}  # fmt: skip
         save_checkpoint(out, model, elements=symbols, training_data_hash=store.content_hash,
-                        code_version=code_version(), extra=meta)  # fmt: skip
+                        inputs={"training_data": data}, extra=meta)  # fmt: skip
         write_checkpoint_manifest(out)
         state_path(out).unlink(missing_ok=True)
     distributed.barrier(dist)

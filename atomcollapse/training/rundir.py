@@ -22,16 +22,14 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
-from atomcollapse.artifacts import MANIFEST, now_utc, write_json_atomic
+from atomcollapse.artifacts import MANIFEST, atomic_file, now_utc, write_json_atomic
 from atomcollapse.errors import InputError
 from atomcollapse.process import fault
 
@@ -46,18 +44,9 @@ LAST = "last.pt"
 
 def save_torch_atomic(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary name, then rename (a kill leaves the old file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         torch.save(obj, tmp)
         fault("torch-tmp-written")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 #: marks a resume state written by this code (and the layout :func:`load_resume_state` reads)
@@ -225,12 +214,5 @@ class RunDir:
             (self.path / STATE).unlink()
 
     def write_predictions(self, frame: pd.DataFrame) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{PREDICTIONS}.", suffix=".tmp", dir=self.path)
-        os.close(fd)
-        try:
+        with atomic_file(self.path / PREDICTIONS) as tmp:
             frame.to_csv(tmp, index=False, float_format="%.10g")
-            os.replace(tmp, self.path / PREDICTIONS)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise

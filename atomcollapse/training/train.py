@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from atomcollapse.artifacts import code_version, now_utc, sha256_arrays
+from atomcollapse.artifacts import header, now_utc, sha256_arrays
 from atomcollapse.constants import SYMBOLS
 from atomcollapse.data.batching import atom_rows
 from atomcollapse.data.store import Store
@@ -321,6 +321,7 @@ def _train(inp, cfg, c: Checked, ident, dist, dev, resuming) -> dict[str, Any]:
                 model,
                 elements=elements,
                 training_data_hash=store.content_hash,
+                inputs=_inputs(inp, c, ident),
                 extra={**meta, "step": step},
             )
         run.write_predictions(frame)
@@ -386,8 +387,7 @@ def _manifest(inp, cfg, c: Checked, ident, head_hash, total, dist, dev) -> dict[
             else f"reference labels of {c.aux.store.name!r}"
         )
     return {
-        "artifact": "run",
-        "schema_version": 1,
+        **header("run", schema_version=1, inputs=_inputs(inp, c, ident)),
         "command": "train",
         "status": "running",
         "strategy": s,
@@ -421,9 +421,23 @@ def _manifest(inp, cfg, c: Checked, ident, head_hash, total, dist, dev) -> dict[
         "total_steps": total,
         "world_size": dist.world,
         "device": str(dev),
-        "code_version": code_version(),
-        "created_at": now_utc(),
     }
+
+
+def _inputs(inp, c: Checked, ident: dict[str, Any]) -> dict[str, Any]:
+    """What a run (and its checkpoints) was made from: store, split, pretrained checkpoint and
+    the auxiliary stores, each with its hash and absolute path."""
+    out: dict[str, Any] = {
+        "dataset": {**ident["dataset"], "path": str(c.store.path.resolve())},
+        "split": {"hash": ident["split"]["hash"], "path": str(Path(inp.split).resolve())},
+    }
+    if ident["pretrained"] is not None:
+        out["pretrained"] = {**ident["pretrained"], "path": _absolute(inp.pretrained)}
+    for key, data in (("aux_data", c.aux), ("forgetting_data", c.forgetting)):
+        if data is not None:
+            out[key] = {"name": data.store.name, "content_hash": data.store.content_hash,
+                        "path": str(data.store.path.resolve())}  # fmt: skip
+    return out
 
 
 def _absolute(p: Any) -> str | None:

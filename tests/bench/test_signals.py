@@ -72,3 +72,50 @@ def test_stopping_bench_stops_its_cells(benv, tmp_path, sig, fake_train, monkeyp
     assert bench_main([str(spec), "--out", str(tmp_path / "out")]) == 0
     left = [p for p in tmp_path.rglob(".*") if ".tmp" in p.name or p.name.endswith(".lock")]
     assert left == []
+
+
+@pytest.mark.slow
+def test_bench_killed_while_a_real_cell_trains_then_rerun_equals_uninterrupted(benv, tmp_path):
+    """SIGKILL to ``bench`` while its (real) ``train`` cell is between two steps: the cell stops
+    (no orphan, the run is not finished), and a rerun of the bench resumes it to the run an
+    uninterrupted bench makes, leaving no temporary or lock file."""
+    from atomcollapse.cli import main
+    from tests.bench.test_end_to_end import TINY
+    from tests.cli.test_fault_injection import content, leftovers
+
+    ckpt = tmp_path / "pre.pt"
+    assert main(["pretrain", "--data", str(benv.ff), "--out", str(ckpt), *TINY, "--epochs", "1",
+                 "--batch-size", "8", "--device", "cpu", "--no-progress"]) == 0  # fmt: skip
+    spec = benv.spec(strategies=("finetune",), seeds=(0,))
+    train = 'epochs = 12\nstate_every_steps = 1\ndevice = "cpu"'
+    spec.write_text(spec.read_text().replace(str(benv.ckpt), str(ckpt))
+                    .replace("epochs = 1", train))  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
+           "PYTHONPATH": os.pathsep.join(sys.path)}  # fmt: skip
+    bench = [sys.executable, "-m", "atomcollapse", "bench", str(spec), "--out"]
+    ref, out = tmp_path / "ref", tmp_path / "killed"
+    done = subprocess.run([*bench, str(ref)], env=env, capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+
+    proc = subprocess.Popen([*bench, str(out)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not list(out.rglob("state.pt")):
+        assert proc.poll() is None, proc.stderr.read().decode()  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, "the cell did not start training"
+        time.sleep(0.02)
+    from atomcollapse.process import lock_path
+
+    (state,) = list(out.rglob("state.pt"))
+    cell = int(lock_path(state.parent).read_text().split()[1])  # "pid N train"
+    os.kill(cell, signal.SIGSTOP)  # hold the cell mid-training while bench dies
+    proc.kill()
+    proc.wait(timeout=30)
+    os.kill(cell, signal.SIGCONT)
+    assert _all_gone([cell]), "the cell outlived bench"
+    assert not list(out.rglob("metrics.json")), "the cell finished before bench was killed"
+
+    again = subprocess.run([*bench, str(out)], env=env, capture_output=True, check=False)
+    assert again.returncode == 0, again.stderr.decode()[-2000:]
+    assert content(out / "runs", out) == content(ref / "runs", ref)
+    assert leftovers(out) == []

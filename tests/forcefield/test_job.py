@@ -268,3 +268,39 @@ def test_changed_settings_do_not_mix_with_an_old_work_folder(data_root):
         run_label_job(
             _job(sampling=SamplingConfig(per_molecule=2, seed=9)), root=data_root, workers=1
         )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["label-task-done:3", "chunk-tmp-written:2"])
+def test_sigkill_mid_chunk_then_resume_gives_the_uninterrupted_store(data_root, tmp_path, point):
+    """``label xtb`` killed (SIGKILL) inside a chunk or with a chunk half-renamed, run again with
+    --resume: the store equals an uninterrupted run's, no temporary or lock file is left."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    from tests.cli.test_fault_injection import content, leftovers
+
+    ref_root = tmp_path / "ref"
+    shutil.copytree(data_root, ref_root)
+    args = ["label", "xtb", "--data", "tiny", "--name", "ff", "--per-molecule", "2",
+            "--workers", "1", "--seed", "1", "--method", "rattle", "--chunk-size", "2"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    run = [sys.executable, "-m", "atomcollapse"]
+    ok = subprocess.run([*run, "--data-root", str(ref_root), *args], env=env, check=False)
+    assert ok.returncode == 0
+    killed = subprocess.run([*run, "--data-root", str(data_root), *args], capture_output=True,
+                            env={**env, "ATOMCOLLAPSE_FAULT": point}, check=False)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    assert not (data_root / "stores" / "ff").exists()
+    again = subprocess.run([*run, "--data-root", str(data_root), *args, "--resume"], env=env,
+                           capture_output=True, check=False)  # fmt: skip
+    assert again.returncode == 0, again.stderr.decode()[-2000:]
+    store, ref = data_root / "stores" / "ff", ref_root / "stores" / "ff"
+    assert content(store, data_root) == content(ref, ref_root)
+    assert (work_dir("ff", data_root) / "failures.jsonl").read_bytes() == (
+        work_dir("ff", ref_root) / "failures.jsonl"
+    ).read_bytes()
+    assert leftovers(data_root) == []

@@ -235,7 +235,7 @@ def test_cli_show(model, base, capsys) -> None:
     for text in (
         "atomcollapse-checkpoint v1", "painn (", "hidden=8", "layers=1", "head energy",
         f"{n_par:,} parameters", "3: H C O", "tiny-ff", "d" * 64, "0.1.0+gaaaaaaa",
-        "2026-01-01T00:00:00+00:00", "energy_mae_meV_per_atom", "12.5", "force_mae_meV_per_A",
+        ckpt.read_checkpoint(base)["created_at"], "energy_mae_meV_per_atom", "12.5", "force_mae_meV_per_A",
         ckpt.weights_sha256(model.state_dict()),
     ):  # fmt: skip
         assert text in out, text

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from atomcollapse.artifacts import HEADER_KEYS
 from atomcollapse.errors import InputError
 from atomcollapse.splits import PARTITIONS, SplitConfig, load_split, make_split, split_hash
 from tests.splits.conftest import distinct_smiles, molecule_store
@@ -35,7 +36,8 @@ def test_round_trip(data_root, tmp_path) -> None:
     back.check_dataset(store)
     m = json.loads((tmp_path / "s" / "manifest.json").read_text())
     assert m["dataset"]["content_hash"] == store.content_hash
-    assert m["created_by"]["version"]
+    assert list(m)[:5] == list(HEADER_KEYS) and m["artifact"] == "split" and m["code_version"]
+    assert m["inputs"]["dataset"]["content_hash"] == store.content_hash
 
 
 def test_hash_is_content_not_file(data_root, tmp_path) -> None:

@@ -12,9 +12,7 @@ requirements (numpy, Cython) from source. No dependency of MatterSim (torch) is 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import subprocess
 import sys
 import tarfile
@@ -22,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from atomcollapse.artifacts import sha256_file, write_json_atomic
+from atomcollapse.artifacts import atomic_file, sha256_file, write_json_atomic
 from atomcollapse.errors import InputError
 
 PACKAGE = "mattersim"
@@ -139,17 +137,11 @@ def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> 
         raise InputError(
             "unreadable archive member", file=Path(str(tar.name)).name, record=member.name
         )
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_file(dest, suffix=".part") as tmp:
+        with open(tmp, "wb") as f:
             while block := src.read(1 << 20):
                 f.write(block)
         frames = count_xyz_frames(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
     return FetchedFile(name=dest.name, frames=frames, sha256=sha256_file(dest))
 
 
