@@ -86,7 +86,7 @@ ENTRIES: tuple[ModelEntry, ...] = (
         name="sevennet-mf", pattern=r"sevennet-mf-0(:[^:]*)?",
         module="atomcollapse.models.adapters.sevenn", backbone_types=("sevennet",),
         head_types=("sevennet-energy",),
-        elements="89 elements (MPtrj + MP r2SCAN), periodic or not", extra="sevenn",
+        elements="89 elements (PBE and r2SCAN fidelities), periodic or not", extra="sevenn",
         package="sevenn",
         backbone="embedding and 5 interaction blocks; the modal's one-hot is an extra input of "
         "every block's two self-interaction linear maps (scalar channels per block as features)",
