@@ -89,7 +89,11 @@ def train(
     seed: Annotated[int | None, _opt("--seed", "Seed of init, data order, task draws.")] = None,
     pretrained: Annotated[
         Path | None,
-        _opt("--pretrained", "Pretrained checkpoint, or ani1x[:K] | ani1ccx | sevennet-0 | so3lr."),
+        _opt(
+            "--pretrained",
+            "Pretrained checkpoint, or a registered name (atomcollapse models): ani1x[:K] | "
+            "ani1ccx | sevennet-0 | sevennet-mf-0:MODAL | so3lr | chgnet[:V] ...",
+        ),
     ] = None,
     ff_data: Annotated[str | None, _opt("--ff-data", "Force-field store (mft).")] = None,
     forgetting_data: Annotated[

@@ -83,6 +83,21 @@ ENTRIES: tuple[ModelEntry, ...] = (
         hint="each weight set is a single model",
     ),
     ModelEntry(
+        # every modal (or none) reaches the adapter, which lists the checkpoint's own modals
+        name="sevennet-mf", pattern=r"sevennet-mf-0(:[^:]*)?",
+        module="atomcollapse.models.adapters.sevenn", backbone_types=("sevennet",),
+        head_types=("sevennet-energy",),
+        elements="89 elements (PBE and r2SCAN fidelities), periodic or not", extra="sevenn",
+        package="sevenn",
+        backbone="embedding and 5 interaction blocks; the modal's one-hot is an extra input of "
+        "every block's two self-interaction linear maps (scalar channels per block as features)",
+        energy_head="readout: first linear map (weights shared, the modal's one-hot an extra "
+        "input) and second linear map (shared), trained; per-element scale (shared) and the "
+        "modal's per-element shift stay fixed",
+        names=("sevennet-mf-0:PBE", "sevennet-mf-0:R2SCAN"),
+        hint="sevennet-mf-0:MODAL picks a fidelity, MODAL one of PBE, R2SCAN",
+    ),
+    ModelEntry(
         name="chgnet", pattern=r"chgnet(:(0\.3\.0|0\.2\.0|r2scan))?",
         module="atomcollapse.models.adapters.chgnet", backbone_types=("chgnet",),
         head_types=("chgnet-energy",), elements="94 elements (Z 1-94, H-Pu), periodic or not",
@@ -205,7 +220,8 @@ def head_factory(kind: str) -> Callable[..., Any] | None:
 
 
 def backbone_types() -> list[str]:
-    return ["painn", *(t for e in ENTRIES for t in e.backbone_types)]
+    """Every backbone type a checkpoint may name, once each (families may share a type)."""
+    return list(dict.fromkeys(["painn", *(t for e in ENTRIES for t in e.backbone_types)]))
 
 
 def describe(name: str, *, count_params: bool = True) -> dict[str, Any]:

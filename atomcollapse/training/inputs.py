@@ -42,7 +42,8 @@ class TrainInputs:
     """What the ``train`` command reads and writes besides the configuration.
 
     ``pretrained`` is a checkpoint file or a bundled model's name (``ani1x``, ``ani1x:0``,
-    ``ani1ccx``, ``sevennet-0``, ``so3lr``, ``chgnet``; see :mod:`atomcollapse.models.adapters`).
+    ``ani1ccx``, ``sevennet-0``, ``sevennet-mf-0:PBE``, ``so3lr``, ``chgnet``; see
+    :mod:`atomcollapse.models.adapters`).
     Forgetting is scored on held-out structures of ``forgetting_data``, else of ``ff_data``.
     ``tags``: ``(key, value)`` pairs the tracking backends show, over the defaults (dataset,
     split, target, model, strategy, seed).

@@ -1,19 +1,22 @@
 """Real pretrained models whose weights ship in wheels, as :class:`AtomisticModel`s.
 
-=================  ==========================  ============================  ===============
-name               model                       elements                      extra
-=================  ==========================  ============================  ===============
-``ani1x``          ANI-1x, 8-member ensemble   H, C, N, O (molecules only)   ``ani``
-``ani1x:K``        ANI-1x member K (0..7)      H, C, N, O (molecules only)   ``ani``
-``ani1ccx``        ANI-1ccx, 8-member ensemble H, C, N, O (molecules only)   ``ani``
-``sevennet-0``     SevenNet-0 (MPtrj)          89 elements, periodic         ``sevenn``
-``sevennet-l3i5``  SevenNet-l3i5 (MPtrj)       89 elements, periodic         ``sevenn``
-``so3lr``          SO3LR (so3krates-torch)     H C N O F P S Cl, periodic    ``so3lr``
-``chgnet``         CHGNet 0.3.0 (MPtrj)        94 elements (H-Pu), periodic  ``chgnet``
-``chgnet:V``       CHGNet 0.3.0, 0.2.0, r2scan 94 elements (H-Pu), periodic  ``chgnet``
-``mace:PATH[:H]``  a ScaleShiftMACE file, head the model's z table           ``mace``
-``mace-mp-0`` ...  MACE foundation models      the model's z table           ``mace``
-=================  ==========================  ============================  ===============
+===================  ===========================  ============================  ===============
+name                 model                        elements                      extra
+===================  ===========================  ============================  ===============
+``ani1x``            ANI-1x, 8-member ensemble    H, C, N, O (molecules only)   ``ani``
+``ani1x:K``          ANI-1x member K (0..7)       H, C, N, O (molecules only)   ``ani``
+``ani1ccx``          ANI-1ccx, 8-member ensemble  H, C, N, O (molecules only)   ``ani``
+``sevennet-0``       SevenNet-0 (MPtrj)           89 elements, periodic         ``sevenn``
+``sevennet-l3i5``    SevenNet-l3i5 (MPtrj)        89 elements, periodic         ``sevenn``
+``sevennet-mf-0:M``  SevenNet-MF-0, modal M       89 elements, periodic         ``sevenn``
+                     (PBE or R2SCAN)
+``so3lr``            SO3LR (so3krates-torch)      H C N O F P S Cl, periodic    ``so3lr``
+``chgnet``           CHGNet 0.3.0 (MPtrj)         94 elements (H-Pu), periodic  ``chgnet``
+``chgnet:V``         CHGNet 0.3.0, 0.2.0, r2scan  94 elements (H-Pu), periodic  ``chgnet``
+``mace:PATH[:H]``    a ScaleShiftMACE file, head  the model's z table           ``mace``
+``mace-mp-0`` ...    MACE foundation models       the model's z table           ``mace``
+``deepmd:PATH[:B]``  a DeePMD checkpoint, branch  its type map                  ``deepmd``
+===================  ===========================  ============================  ===============
 
 Which module builds which name, and the backbone/head types of checkpoints, is the registry's
 (:mod:`atomcollapse.models.registry`). :func:`load_pretrained_with_meta` gives the backbone with

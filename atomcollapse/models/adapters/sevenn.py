@@ -1,4 +1,11 @@
-"""SevenNet-0 (``sevenn``, MPtrj, weights inside the wheel) behind the backbone interface.
+"""SevenNet (``sevenn``, weights inside the wheel) behind the backbone interface.
+
+Weight sets: ``sevennet-0`` and ``sevennet-l3i5`` (MPtrj), and the multi-fidelity
+``sevennet-mf-0:MODAL`` (MODAL = ``PBE`` or ``R2SCAN``, the checkpoint's ``_modal_map``). The MF
+model conditions on the modal by a one-hot of it appended to the input of both self-interaction
+linear maps of every block and of the readout's first linear map, and by a per-modal per-element
+energy shift (the per-element scale is shared). One adapted model runs one modal, fixed at load
+and recorded in its ``model_args``.
 
 SevenNet-0 is a NequIP-style E(3)-equivariant network (5 interaction blocks, l <= 2, 128 scalar
 channels, cutoff 5.0 A) over 89 elements. The adapter takes the pretrained modules out of
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import re
 import warnings
 from typing import Any, cast
@@ -33,7 +41,7 @@ from atomcollapse.models.model import AtomisticModel
 
 #: our weight names -> sevenn's pretrained names (resolved to the files inside the installed
 #: package, never to a file of that name in the current folder)
-WEIGHTS = {"sevennet-0": "7net-0", "sevennet-l3i5": "7net-l3i5"}
+WEIGHTS = {"sevennet-0": "7net-0", "sevennet-l3i5": "7net-l3i5", "sevennet-mf-0": "7net-mf-0"}
 INSTALL = "pip install 'atomcollapse[sevenn]' (sevenn==0.13.0)"
 _HEAD_MODULES = ("reduce_input_to_hidden", "reduce_hidden_to_energy", "rescale_atomic_energy")
 _CONSTANT = re.compile(r"^(_w3j_\d+_\d+_\d+|_tensor_constant\d+)$")
@@ -49,6 +57,46 @@ def _sevenn_util():
     return sevenn.util
 
 
+@functools.lru_cache(maxsize=4)
+def _checkpoint(weights: str) -> Any:
+    """sevenn's checkpoint object (config and float32 weights) of ``weights``."""
+    if weights not in WEIGHTS:
+        raise InputError(f"unknown SevenNet weights {weights!r}; known: {', '.join(WEIGHTS)}")
+    util = _sevenn_util()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return util.load_checkpoint(_packaged_path(util, weights))
+
+
+def modals(weights: str) -> dict[str, int]:
+    """The modal (fidelity) names of ``weights`` and their indices; empty for a single-fidelity
+    weight set."""
+    return {
+        str(k): int(v) for k, v in (_checkpoint(weights).config.get("_modal_map") or {}).items()
+    }
+
+
+def resolve_modal(weights: str, modal: str | None) -> str | None:
+    """The checkpoint's spelling of ``modal`` (matched ignoring case); InputError naming the
+    modals when a multi-fidelity weight set gets none or an unknown one, or a single-fidelity
+    one gets any."""
+    known = modals(weights)
+    if not known:
+        if modal is not None:
+            raise InputError(f"SevenNet weights {weights!r} have no modals (got {modal!r})")
+        return None
+    names = ", ".join(known)
+    if not modal:
+        raise InputError(
+            f"{weights} is multi-fidelity: name a modal, --pretrained {weights}:MODAL with MODAL "
+            f"one of {names}"
+        )
+    for name in known:
+        if name.lower() == modal.strip().lower():
+            return name
+    raise InputError(f"unknown modal {modal!r} of {weights}; its modals: {names}")
+
+
 @functools.lru_cache(maxsize=1)
 def _pretrained(weights: str) -> tuple[nn.Module, dict]:
     """sevenn's model (float64) and its config for ``weights``; loaded once per process.
@@ -57,15 +105,12 @@ def _pretrained(weights: str) -> tuple[nn.Module, dict]:
     weights) into its generated tensor-product code. The architecture is built a second time with
     float64 as the default dtype and given the pretrained weights, so those constants are exact.
     """
-    if weights not in WEIGHTS:
-        raise InputError(f"unknown SevenNet weights {weights!r}; known: {', '.join(WEIGHTS)}")
-    util = _sevenn_util()
+    checkpoint = _checkpoint(weights)
     from sevenn.model_build import build_E3_equivariant_model
 
     default = torch.get_default_dtype()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        checkpoint = util.load_checkpoint(_packaged_path(util, weights))
         trained = checkpoint.build_model()
         try:
             torch.set_default_dtype(torch.float64)
@@ -143,18 +188,41 @@ def _scalar_channels(irreps) -> list[int]:
     return out
 
 
+class _Modal:
+    """The fixed modal of a multi-fidelity model, as sevenn's modules read it from the graph."""
+
+    def _set_modal(self, weights: str, modal: str | None) -> None:
+        self.modal = resolve_modal(weights, modal)
+        known = modals(weights)
+        self.n_modals = len(known)
+        self.modal_index = known[self.modal] if self.modal is not None else -1
+
+    def _modal_inputs(self, batch: AtomsBatch, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        """``modal_type`` (B,) and its one-hot ``modal_attr`` (B, n_modals); none without modals."""
+        if self.modal is None:
+            return {}
+        index = torch.full((batch.n_structures,), self.modal_index, device=batch.batch.device)
+        onehot = nn.functional.one_hot(index, self.n_modals).to(dtype)
+        return {"modal_type": index, "modal_attr": onehot, "batch": batch.batch}
+
+    def _modal_args(self) -> dict[str, str]:
+        return {} if self.modal is None else {"modal": self.modal}
+
+
 def _gate_irreps(block: nn.ModuleList) -> Any:
     """The output irreps (an e3nn ``Irreps``; e3nn is untyped) of a block's last gate."""
     return cast(Any, block[-1]).gate.irreps_out
 
 
-class SevenNetBackbone(_ExactConstants, Backbone):
-    """SevenNet-0's embedding and interaction blocks (``weights="sevennet-0"``)."""
+class SevenNetBackbone(_ExactConstants, _Modal, Backbone):
+    """SevenNet's embedding and interaction blocks (``weights="sevennet-0"``); ``modal`` picks
+    the fidelity of a multi-fidelity weight set (``sevennet-mf-0``: ``PBE`` or ``R2SCAN``)."""
 
     table: torch.Tensor
 
-    def __init__(self, *, weights: str = "sevennet-0") -> None:
+    def __init__(self, *, weights: str = "sevennet-0", modal: str | None = None) -> None:
         super().__init__()
+        self._set_modal(weights, modal)
         modules, config = _modules(weights)
         self.weights = weights
         self.cutoff = float(config["cutoff"])
@@ -192,7 +260,7 @@ class SevenNetBackbone(_ExactConstants, Backbone):
         onehot = nn.functional.one_hot(species, self.n_species).to(pos.dtype)
         data: dict[str, torch.Tensor] = {
             "x": onehot, "node_attr": onehot, "atom_type": species, "edge_index": batch.edge_index,
-            "edge_vec": vec, "batch": batch.batch,
+            "edge_vec": vec, "batch": batch.batch, **self._modal_inputs(batch, pos.dtype),
         }  # fmt: skip
         data = self.edge_embedding(data)
         data = self.embedding(data)
@@ -211,7 +279,7 @@ class SevenNetBackbone(_ExactConstants, Backbone):
         return blocks
 
     def model_args(self) -> dict:
-        return {"type": "sevennet", "weights": self.weights}
+        return {"type": "sevennet", "weights": self.weights, **self._modal_args()}
 
     def reinitialize(self, seed: int) -> None:
         """Random weights from ``seed`` (e3nn's standard normal), radial basis kept: scratch."""
@@ -222,13 +290,17 @@ class SevenNetBackbone(_ExactConstants, Backbone):
                     p.normal_()
 
 
-class SevenNetEnergyHead(_ExactConstants):
-    """SevenNet's pretrained readout and per-element shift/scale; (B,) energies in eV."""
+class SevenNetEnergyHead(_ExactConstants, _Modal):
+    """SevenNet's pretrained readout and per-element shift/scale (for ``sevennet-mf-0`` the
+    readout's first map sees the modal one-hot and the shift is the modal's); (B,) eV."""
 
     table: torch.Tensor
 
-    def __init__(self, feature_dim: int, *, weights: str = "sevennet-0") -> None:
+    def __init__(
+        self, feature_dim: int, *, weights: str = "sevennet-0", modal: str | None = None
+    ) -> None:
         super().__init__()
+        self._set_modal(weights, modal)
         modules, config = _modules(weights)
         self.weights = weights
         self.feature_dim = feature_dim
@@ -241,11 +313,13 @@ class SevenNetEnergyHead(_ExactConstants):
         self.float()
 
     def head_args(self) -> dict:
-        return {"type": "sevennet-energy", "feature_dim": self.feature_dim, "weights": self.weights}
+        return {"type": "sevennet-energy", "feature_dim": self.feature_dim,
+                "weights": self.weights, **self._modal_args()}  # fmt: skip
 
     def forward(self, features: BackboneOutput, batch: AtomsBatch) -> torch.Tensor:
         species = species_of(batch, self.table, f"SevenNet ({self.weights})")
-        data = {"x": features.node, "atom_type": species}
+        data = {"x": features.node, "atom_type": species,
+                **self._modal_inputs(batch, features.node.dtype)}  # fmt: skip
         for module in self.readout:
             data = module(data)
         per_atom = data["atomic_energy"].squeeze(-1)
@@ -257,16 +331,22 @@ HEADS = {"sevennet-energy": SevenNetEnergyHead}
 
 
 def load(name: str) -> tuple[AtomisticModel, dict]:
-    """A SevenNet weight set (``sevennet-0``, ``sevennet-l3i5``) with its energy head, and its
-    meta (elements, source package, weights hash, model args)."""
+    """A SevenNet weight set (``sevennet-0``, ``sevennet-l3i5``, ``sevennet-mf-0:MODAL``) with
+    its energy head, and its meta (elements, source package, hash, model args). For a
+    multi-fidelity set the hash covers the weights and the modal (both modals share weights)."""
     from atomcollapse.constants import SYMBOLS
     from atomcollapse.models.adapters import package_version, weights_hash
 
-    backbone = SevenNetBackbone(weights=name)
-    model = AtomisticModel(backbone, {"energy": SevenNetEnergyHead(backbone.feature_dim,
-                                                                    weights=name)})  # fmt: skip
-    meta = {"kind": "pretrained", "name": name,
+    weights, _, modal_text = name.partition(":")
+    modal = resolve_modal(weights, modal_text or None)
+    backbone = SevenNetBackbone(weights=weights, modal=modal)
+    head = SevenNetEnergyHead(backbone.feature_dim, weights=weights, modal=modal)
+    model = AtomisticModel(backbone, {"energy": head})
+    digest = weights_hash(model)
+    if modal is not None:
+        digest = hashlib.sha256(f"{digest} modal {modal}".encode()).hexdigest()
+    meta = {"kind": "pretrained", "name": weights if modal is None else f"{weights}:{modal}",
             "elements": [SYMBOLS[z] for z in backbone.elements],
-            "source": f"sevenn {package_version('sevenn')}", "hash": weights_hash(model),
+            "source": f"sevenn {package_version('sevenn')}", "hash": digest,
             "model_args": {"backbone": backbone.model_args(), "heads": model.head_args()}}  # fmt: skip
     return model, meta
