@@ -47,10 +47,10 @@ import torch
 from _perf import perf
 
 from atomcollapse.cli import ALLOCATOR_ENV, allocator_env
+from atomcollapse.data.batch import AtomsBatch
 from atomcollapse.data.batching import BatchLoader
 from atomcollapse.data.schema import pack
 from atomcollapse.data.store import Store, data_root, open_store, write_store
-from atomcollapse.models.base import AtomsBatch
 from atomcollapse.models.heads import EnergyHead, PropertyHead
 from atomcollapse.models.model import AtomisticModel
 from atomcollapse.models.painn import PaiNN

@@ -1,4 +1,4 @@
-"""From store rows to :class:`~atomcollapse.models.base.AtomsBatch`: collation and a batch loader.
+"""From store rows to :class:`~atomcollapse.data.batch.AtomsBatch`: collation and a batch loader.
 
 Rows are gathered from the memory-mapped store with one precomputed atom-index array (no loop
 over atoms or structures); the neighbour list is built per batch by
@@ -13,10 +13,10 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
+from atomcollapse.data.batch import AtomsBatch
 from atomcollapse.data.neighbors import radius_graph
 from atomcollapse.data.store import Store
 from atomcollapse.errors import InputError
-from atomcollapse.models.base import AtomsBatch
 
 
 def atom_rows(store: Store, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
