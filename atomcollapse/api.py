@@ -83,14 +83,22 @@ def open_dataset(name: PathLike, data_root: PathLike | None = None) -> Store:
     return open_store(name, data_root)
 
 
-def _ingest(name: str, data_root: PathLike | None, overwrite: bool, read: Any) -> Store:
-    """Check the target store before reading (as ``ingest`` does), read, write, open."""
+def _ingest(
+    kind: str,
+    name: str,
+    files: Sequence[PathLike],
+    data_root: PathLike | None,
+    overwrite: bool,
+    **options: Any,
+) -> Store:
+    """Check the target store before reading (as ``ingest`` does), read with the ingest source
+    ``kind``, write, open."""
     from atomcollapse.artifacts import check_replaceable
-    from atomcollapse.data.sources import write_ingested
+    from atomcollapse.data.sources import read_source, write_ingested
     from atomcollapse.data.store import new_store_path, open_store
 
     check_replaceable(new_store_path(name, data_root), "dataset", overwrite=overwrite)
-    ing: Ingested = read()
+    ing: Ingested = read_source(kind, files, data_root=data_root, **options)
     return open_store(write_ingested(ing, name, data_root, overwrite=overwrite))
 
 
@@ -105,16 +113,13 @@ def ingest_qm9(
     skip_existing: bool = False,
 ) -> Store:
     """``atomcollapse ingest qm9``: QM9 from the qm9pack wheel (default) or a file/folder."""
-    from atomcollapse.data.sources.qm9 import load_qm9
     from atomcollapse.data.store import new_store_path, open_store
 
     if skip_existing and (new_store_path(name, data_root) / "manifest.json").is_file():
         return open_store(name, data_root)
     opt = None if uncharacterized is None else Path(uncharacterized)
-    src = None if source is None else Path(source)
-    root = None if data_root is None else Path(data_root)
-    return _ingest(name, data_root, overwrite,
-                   lambda: load_qm9(src, uncharacterized=opt, download=download, data_root=root))  # fmt: skip
+    return _ingest("qm9", name, [] if source is None else [source], data_root, overwrite,
+                   uncharacterized=opt, download=download)  # fmt: skip
 
 
 def ingest_matbench(
@@ -122,19 +127,18 @@ def ingest_matbench(
     source: PathLike | None = None,
     *,
     folds: PathLike | None = None,
+    target: str | None = None,
+    unit: str | None = None,
     download: bool = False,
     name: str | None = None,
     data_root: PathLike | None = None,
     overwrite: bool = False,
 ) -> Store:
-    """``atomcollapse ingest matbench TASK``: a MatBench ``<task>.json.gz`` into a store."""
-    from atomcollapse.data.sources.matbench import load_matbench
-
-    src = None if source is None else Path(source)
+    """``atomcollapse ingest matbench TASK``: a MatBench ``<task>.json.gz`` into a store; a task
+    of your own names its ``unit`` (and its ``target`` column when the file has several)."""
     fo = None if folds is None else Path(folds)
-    root = None if data_root is None else Path(data_root)
-    return _ingest(name or task, data_root, overwrite,
-                   lambda: load_matbench(task, src, folds=fo, download=download, data_root=root))  # fmt: skip
+    return _ingest("matbench", name or task, [] if source is None else [source], data_root,
+                   overwrite, task=task, folds=fo, target=target, unit=unit, download=download)  # fmt: skip
 
 
 def ingest_extxyz(
@@ -147,10 +151,8 @@ def ingest_extxyz(
     overwrite: bool = False,
 ) -> Store:
     """``atomcollapse ingest extxyz``: force-field frames (energy eV, forces eV/A, stress GPa)."""
-    from atomcollapse.data.sources.extxyz import load_extxyz
-
-    return _ingest(name, data_root, overwrite,
-                   lambda: load_extxyz(list(files), energy_key=energy_key, forces_key=forces_key))  # fmt: skip
+    return _ingest("extxyz", name, files, data_root, overwrite,
+                   energy_key=energy_key, forces_key=forces_key)  # fmt: skip
 
 
 def export_dataset(

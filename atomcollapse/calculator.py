@@ -21,8 +21,8 @@ import torch
 from ase.calculators.calculator import Calculator, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
+from atomcollapse.data.batch import AtomsBatch
 from atomcollapse.data.batching import batch_of
-from atomcollapse.models.base import AtomsBatch
 from atomcollapse.training.predict import Predictor, load_predictor
 
 

@@ -4,8 +4,9 @@ Same data, same hyperparameters (hidden 128, 3 layers, 20 sine radial functions,
 sum readout through a 128-64-1 MLP, Adam), same threads and allocator settings, in one run:
 
 - ``model``: training steps on pre-collated batches (neighbour lists already built);
-- ``data``: the same, with each side's own data pipeline counted (ours: ``BatchLoader`` +
-  ``collate`` with ``radius_graph``; schnetpack: ``ASEAtomsData`` + ``AtomsLoader`` with its
+- ``data``: the same, with each side's own data pipeline counted (ours: what ``atomcollapse
+  train`` runs, a ``BatchStream`` of store rows and ``PropertyTask.make_batch``, i.e. ``collate``
+  with ``radius_graph``; schnetpack: ``ASEAtomsData`` + ``AtomsLoader`` with its
   neighbour-list transform and ``CastTo32``);
 
 for ``property`` (one target) and ``forces`` (energy + forces = -dE/dR, trained through a second
@@ -47,14 +48,15 @@ import torch
 from _perf import perf
 
 from atomcollapse.cli import ALLOCATOR_ENV, allocator_env
-from atomcollapse.data.batching import BatchLoader
+from atomcollapse.data.batch import AtomsBatch
 from atomcollapse.data.schema import pack
 from atomcollapse.data.store import Store, data_root, open_store, write_store
-from atomcollapse.models.base import AtomsBatch
 from atomcollapse.models.heads import EnergyHead, PropertyHead
 from atomcollapse.models.model import AtomisticModel
 from atomcollapse.models.painn import PaiNN
 from atomcollapse.training.loop import backward_to_params
+from atomcollapse.training.streams import BatchStream
+from atomcollapse.training.tasks import PropertyTask
 
 MODES = ("property", "forces")
 PIPELINES = ("model", "data")
@@ -275,11 +277,17 @@ def ours_side(args, mode: str, store: Store, indices: np.ndarray, target: str, b
     model = ours_model(args, mode)
     params = list(model.parameters())
     opt = torch.optim.Adam(params, lr=1e-4)
-    loader = BatchLoader(store, indices, batch_size=bs, cutoff=args.cutoff, targets=(target,),
-                         seed=0, drop_last=True)  # fmt: skip
+    # the batches ``atomcollapse train`` makes: its row stream and its task's collation
+    task = PropertyTask(store, target, args.cutoff, torch.device(args.device), scale=1.0)
+
+    def stream() -> Iterator[AtomsBatch]:
+        rows = BatchStream(indices, bs, seed=0, n_atoms=store.n_atoms)
+        while True:
+            yield task.make_batch(rows.next()[0])
+
     side = Side(
         step=lambda b: ours_step(model, opt, params, b, mode),
-        stream=lambda: (b.to(args.device) for b in forever(loader.iter_epoch)),
+        stream=stream,
         count=lambda b: b.n_structures,
     )
     side.pre = list(itertools.islice(side.stream(), args.warmup + args.steps))

@@ -16,7 +16,8 @@ from typing import Any
 
 from atomcollapse.artifacts import MANIFEST, sha256_file
 from atomcollapse.bench.spec import DatasetSpec, ModelSpec, Spec, SplitSpec, StoreRef
-from atomcollapse.data.store import data_root, open_store, store_path, write_store
+from atomcollapse.data.sources import read_source, write_ingested
+from atomcollapse.data.store import data_root, open_store, store_path
 from atomcollapse.errors import InputError
 
 SPLITS = "splits"
@@ -95,22 +96,11 @@ def _store_location(ref: StoreRef, root: str | Path | None) -> Path:
 
 
 def _ingest(d: DatasetSpec, target: Path, root: str | Path | None, files: list[Path]) -> None:
-    if d.ingest == "qm9":
-        from atomcollapse.data.sources.qm9 import load_qm9
-
-        if len(files) > 1:
-            raise InputError("ingest 'qm9' takes one source", file=d.name)
-        ing = load_qm9(files[0] if files else None, data_root=root)
-    elif d.ingest == "extxyz":
-        from atomcollapse.data.sources.extxyz import load_extxyz
-
-        ing = load_extxyz(files)
-    else:
-        from atomcollapse.data.sources.matbench import load_matbench
-
-        ing = load_matbench(d.task or "", files[0] if files else None, data_root=root)
-    write_store(ing.structures, target, name=d.store.name, kind=ing.kind, source=ing.source,
-                target_info=ing.target_info, extra=ing.extra)  # fmt: skip
+    """Read the dataset's sources with its ingest source (the registry's) into ``target``."""
+    root_text = str(data_root(root))
+    options = {k: v.replace("{data_root}", root_text) for k, v in d.ingest_options}
+    ing = read_source(d.ingest, files, data_root=root, **options)
+    write_ingested(ing, d.store.name, root, path=target)
 
 
 def _dataset(d: DatasetSpec, out: Path, root, create: bool, say, notes: list[str]) -> DatasetInputs:
@@ -201,11 +191,8 @@ def _model(m: ModelSpec, spec: Spec, root, create: bool, say) -> ModelInputs:
                     f" and {absent} is not there" if absent else "")  # fmt: skip
             elif create:
                 say(f"ingesting force-field frames into {where}")
-                from atomcollapse.data.sources.extxyz import load_extxyz
-
-                ing = load_extxyz(files)
-                write_store(ing.structures, where, name=m.ff_data.name, kind=ing.kind,
-                            source=ing.source, target_info=ing.target_info, extra=ing.extra)  # fmt: skip
+                ing = read_source("extxyz", files)
+                write_ingested(ing, m.ff_data.name, root, path=where)
             else:
                 res.ff_missing = f"force-field store {where} will be ingested (extxyz)"
         if (where / MANIFEST).is_file():

@@ -2,8 +2,10 @@
 
 Top level: ``name``, ``description``, ``strategies``, ``seeds``; tables:
 
-- ``[[datasets]]``: ``store``, ``ingest`` (qm9 | extxyz | matbench | none: how to make a missing
-  store), ``sources``, ``task`` (MatBench), ``optional`` (skip when it cannot be made),
+- ``[[datasets]]``: ``store``, ``ingest`` (a source of :data:`atomcollapse.data.sources.SOURCES`:
+  qm9 | extxyz | matbench, or none: how to make a missing store), ``sources``, the source's
+  options (``task``, ``target``, ``unit``, ``folds`` for MatBench: a task of your own names its
+  ``unit``), ``optional`` (skip when it cannot be made),
   ``targets``, and ``[[datasets.splits]]`` with ``name``, ``method``, ``artifact`` (a committed
   split; ``{target}`` is substituted) and ``options`` (SplitConfig fields, to build it);
 - ``[[models]]``: ``name``, ``checkpoint`` or ``adapter``, ``sha256``, ``ff_data`` (force-field
@@ -31,6 +33,7 @@ from typing import Any
 
 from atomcollapse.analysis.measures import TSNE_BACKENDS
 from atomcollapse.bench.tables import TableReader
+from atomcollapse.data.sources import SOURCES
 from atomcollapse.errors import InputError, not_a_file
 from atomcollapse.splits.config import METHODS, SplitConfig
 from atomcollapse.training.config import from_dict
@@ -42,7 +45,9 @@ try:
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-INGEST_FORMATS = ("qm9", "extxyz", "matbench", "none")
+INGEST_FORMATS = (*SOURCES, "none")
+#: ``[[datasets]]`` keys that are options of the ingest source (checked against its table)
+INGEST_OPTIONS = ("task", "target", "unit", "folds")
 
 
 def needs_pretrained(strategy: str) -> bool:
@@ -98,7 +103,8 @@ class DatasetSpec:
     store: StoreRef
     ingest: str
     sources: tuple[str, ...]
-    task: str | None
+    #: options of the ingest source, e.g. (("task", "matbench_mp_gap"),); paths absolute
+    ingest_options: tuple[tuple[str, str], ...]
     optional: bool
     targets: tuple[str, ...]
     splits: tuple[SplitSpec, ...]
@@ -257,18 +263,15 @@ def _store(value: str, base: Path) -> StoreRef:
 
 
 def _dataset(t: TableReader, base: Path) -> DatasetSpec:
-    t.check_keys(("name", "store", "ingest", "sources", "task", "optional", "targets", "splits"))
+    t.check_keys(("name", "store", "ingest", "sources", *INGEST_OPTIONS, "optional", "targets",
+                  "splits"))  # fmt: skip
     store = _store(t.get("store", str), base)
     ingest = t.get("ingest", str, "none")
     if ingest not in INGEST_FORMATS:
         t.fail(f"{t.key('ingest')!r} must be one of {', '.join(INGEST_FORMATS)}, not {ingest!r}")
     sources = t.strings("sources", ())
     sources = tuple(s if s.startswith("{data_root}") else str(_path(s, base)) for s in sources)
-    task = t.get("task", str, None)
-    if ingest == "extxyz" and not sources:
-        t.fail(f"{t.key('sources')!r}: ingest 'extxyz' needs the files")
-    if ingest == "matbench" and task is None:
-        t.fail(f"{t.key('task')!r}: ingest 'matbench' needs the task name")
+    ingest_options = _ingest_options(t, ingest, sources, base)
     splits = []
     for s in t.tables("splits"):
         s.check_keys(("name", "method", "artifact", "options"))
@@ -286,9 +289,40 @@ def _dataset(t: TableReader, base: Path) -> DatasetSpec:
     _unique(t, "splits", [s.name for s in splits])
     return DatasetSpec(
         name=t.get("name", str, store.name), store=store,
-        ingest=ingest, sources=sources, task=task, optional=t.get("optional", bool, False),
+        ingest=ingest, sources=sources, ingest_options=ingest_options,
+        optional=t.get("optional", bool, False),
         targets=t.strings("targets"), splits=tuple(splits),
     )  # fmt: skip
+
+
+def _ingest_options(
+    t: TableReader, ingest: str, sources: tuple[str, ...], base: Path
+) -> tuple[tuple[str, str], ...]:
+    """The dataset's ingest options, checked against its source's entry in the registry."""
+    given = {k: t.get(k, str) for k in INGEST_OPTIONS if k in t.data}
+    if "folds" in given and not given["folds"].startswith("{data_root}"):
+        given["folds"] = str(_path(given["folds"], base))
+    if ingest == "none":
+        if given:
+            t.fail(f"{t.key(next(iter(given)))!r} is an ingest option; 'ingest' is 'none'")
+        return ()
+    src = SOURCES[ingest]
+    for k in given:
+        if k not in src.options:
+            t.fail(f"{t.key(k)!r}: ingest {ingest!r} does not take it "
+                   f"(it takes: {', '.join(src.options)})")  # fmt: skip
+    for k in src.required:
+        if k not in given:
+            t.fail(f"{t.key(k)!r}: ingest {ingest!r} needs it")
+    if src.files == "some" and not sources:
+        t.fail(f"{t.key('sources')!r}: ingest {ingest!r} needs the files")
+    if src.files == "optional-one" and len(sources) > 1:
+        t.fail(f"{t.key('sources')!r}: ingest {ingest!r} takes one source, not {len(sources)}")
+    try:
+        src.check_options(given)
+    except InputError as e:
+        t.fail(f"{t.where}: {e.line()}")
+    return tuple(sorted(given.items()))
 
 
 def _split_options(t: TableReader) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import typer
 
 from atomcollapse.artifacts import check_replaceable
 from atomcollapse.cli.common import console, state
-from atomcollapse.data.sources import Ingested, write_ingested
+from atomcollapse.data.sources import Ingested, read_source, write_ingested
 from atomcollapse.data.store import new_store_path
 
 app = typer.Typer(
@@ -60,11 +60,8 @@ def qm9(
         console.print(f"store [bold]{name}[/] exists; skipping ingest")
         return
     _target(name, overwrite)
-    from atomcollapse.data.sources.qm9 import load_qm9
-
-    ing = load_qm9(
-        source, uncharacterized=uncharacterized, download=download, data_root=state.data_root
-    )
+    ing = read_source("qm9", [source] if source else [], data_root=state.data_root,
+                      uncharacterized=uncharacterized, download=download)  # fmt: skip
     _write(ing, name, overwrite)
 
 
@@ -99,10 +96,8 @@ def matbench(
 ) -> None:
     """A MatBench structure task, official or your own: pymatgen structures and their target."""
     _target(name or task, overwrite)
-    from atomcollapse.data.sources.matbench import load_matbench
-
-    ing = load_matbench(task, source, folds=folds, download=download, data_root=state.data_root,
-                        target=target, unit=unit)  # fmt: skip
+    ing = read_source("matbench", [source] if source else [], data_root=state.data_root,
+                      task=task, folds=folds, download=download, target=target, unit=unit)  # fmt: skip
     _write(ing, name or task, overwrite)
 
 
@@ -122,7 +117,5 @@ def extxyz(
 ) -> None:
     """Force-field frames (energy in eV, forces in eV/A, stress in GPa) into a force-field store."""
     _target(name, overwrite)
-    from atomcollapse.data.sources.extxyz import load_extxyz
-
-    ing = load_extxyz(files, energy_key=energy_key, forces_key=forces_key)
+    ing = read_source("extxyz", files, energy_key=energy_key, forces_key=forces_key)
     _write(ing, name, overwrite)

@@ -1,22 +1,22 @@
-"""From store rows to :class:`~atomcollapse.models.base.AtomsBatch`: collation and a batch loader.
+"""From store rows to :class:`~atomcollapse.data.batch.AtomsBatch`: collation.
 
 Rows are gathered from the memory-mapped store with one precomputed atom-index array (no loop
 over atoms or structures); the neighbour list is built per batch by
-:func:`~atomcollapse.data.neighbors.radius_graph`. Batch order depends only on ``(seed, epoch)``,
-so every strategy run with the same seed sees the same batches in the same order.
+:func:`~atomcollapse.data.neighbors.radius_graph`. Which rows make a batch, and in what order,
+is the training layer's business (:class:`atomcollapse.training.streams.BatchStream`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
+from atomcollapse.data.batch import AtomsBatch
 from atomcollapse.data.neighbors import radius_graph
 from atomcollapse.data.store import Store
 from atomcollapse.errors import InputError
-from atomcollapse.models.base import AtomsBatch
 
 
 def atom_rows(store: Store, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -87,83 +87,6 @@ def collate(
         index=torch.from_numpy(idx.copy()),
         labels=labels,
     )
-
-
-class BatchLoader:
-    """Batches of ``indices`` from ``store``, reshuffled per epoch from ``(seed, epoch)`` alone.
-
-    With ``world_size > 1`` every global batch is split into ``world_size`` contiguous parts and
-    this loader yields part ``rank``: together the ranks see exactly the single-process batches.
-    """
-
-    def __init__(
-        self,
-        store: Store,
-        indices: Sequence[int] | np.ndarray,
-        *,
-        batch_size: int,
-        cutoff: float,
-        targets: Sequence[str] = (),
-        forces: bool = False,
-        shuffle: bool = True,
-        seed: int = 0,
-        drop_last: bool = False,
-        dtype: torch.dtype = torch.float32,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
-        if batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
-        if not 0 <= rank < world_size:
-            raise ValueError("need 0 <= rank < world_size")
-        self.store = store
-        self.indices = np.asarray(indices, dtype=np.int64)
-        self.batch_size = batch_size
-        self.cutoff = cutoff
-        self.targets = tuple(targets)
-        self.forces = forces
-        self.shuffle = shuffle
-        self.seed = seed
-        self.drop_last = drop_last
-        self.dtype = dtype
-        self.rank = rank
-        self.world_size = world_size
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def order(self, epoch: int | None = None) -> np.ndarray:
-        """Store rows in the order of ``epoch`` (default: the current one)."""
-        if not self.shuffle:
-            return self.indices
-        e = self.epoch if epoch is None else epoch
-        rng = np.random.default_rng([self.seed, e])
-        return self.indices[rng.permutation(self.indices.size)]
-
-    def batch_indices(self, epoch: int | None = None) -> list[np.ndarray]:
-        """Global batches of ``epoch`` as arrays of store rows."""
-        order = self.order(epoch)
-        n = len(self)
-        return [order[k * self.batch_size : (k + 1) * self.batch_size] for k in range(n)]
-
-    def __len__(self) -> int:
-        n = self.indices.size
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    def iter_epoch(self, epoch: int | None = None, start: int = 0) -> Iterator[AtomsBatch]:
-        """Batches of ``epoch``, skipping the first ``start`` (to resume mid-epoch)."""
-        for rows in self.batch_indices(epoch)[start:]:
-            part = np.array_split(rows, self.world_size)[self.rank]
-            if part.size == 0:
-                part = rows[-1:]
-            yield collate(
-                self.store, part, self.cutoff, targets=self.targets, forces=self.forces,
-                dtype=self.dtype,
-            )  # fmt: skip
-
-    def __iter__(self) -> Iterator[AtomsBatch]:
-        return self.iter_epoch()
 
 
 def batch_of(

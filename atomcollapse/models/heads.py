@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from atomcollapse.constants import MAX_Z, SYMBOLS, atomic_number
-from atomcollapse.models.base import AtomsBatch, BackboneOutput
+from atomcollapse.data.batch import AtomsBatch
+from atomcollapse.models.base import BackboneOutput
 
 READOUTS = ("sum", "mean")
 

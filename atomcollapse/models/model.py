@@ -9,7 +9,8 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from atomcollapse.models.base import AtomsBatch, Backbone
+from atomcollapse.data.batch import AtomsBatch
+from atomcollapse.models.base import Backbone
 
 
 class AtomisticModel(nn.Module):

@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 from atomcollapse.constants import MAX_Z
-from atomcollapse.models.base import AtomsBatch, Backbone, BackboneOutput
+from atomcollapse.data.batch import AtomsBatch
+from atomcollapse.models.base import Backbone, BackboneOutput
 
 
 def sine_basis(d: torch.Tensor, n_rbf: int, cutoff: float) -> torch.Tensor:

@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from atomcollapse.data.batch import AtomsBatch
 from atomcollapse.data.neighbors import radius_graph
-from atomcollapse.models.base import AtomsBatch
 from atomcollapse.models.model import AtomisticModel
 
 Factory = Callable[[], AtomisticModel]

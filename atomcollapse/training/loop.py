@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from atomcollapse.models.base import AtomsBatch
+from atomcollapse.data.batch import AtomsBatch
 from atomcollapse.models.model import AtomisticModel
 from atomcollapse.training import distributed
 from atomcollapse.training.config import OptimConfig

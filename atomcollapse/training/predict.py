@@ -20,10 +20,10 @@ import pandas as pd
 import torch
 
 from atomcollapse.constants import SYMBOLS
+from atomcollapse.data.batch import AtomsBatch
 from atomcollapse.data.batching import batch_of, collate
 from atomcollapse.data.store import Store
 from atomcollapse.errors import InputError
-from atomcollapse.models.base import AtomsBatch
 from atomcollapse.models.checkpoint import load_checkpoint
 from atomcollapse.models.model import AtomisticModel
 from atomcollapse.training.model_setup import element_numbers

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from atomcollapse.data.batch import AtomsBatch
 from atomcollapse.data.batching import atom_rows, collate
 from atomcollapse.data.store import Store
 from atomcollapse.errors import InputError
-from atomcollapse.models.base import AtomsBatch
 from atomcollapse.training import distributed
 from atomcollapse.training.config import ForceFieldLossConfig
 from atomcollapse.training.distributed import DistInfo

@@ -8,9 +8,9 @@ import torch
 
 from atomcollapse.analysis.collapse import sample_environments
 from atomcollapse.analysis.embeddings import extract, load_backbone
+from atomcollapse.data.batch import AtomsBatch
 from atomcollapse.data.neighbors import radius_graph
 from atomcollapse.errors import InputError
-from atomcollapse.models.base import AtomsBatch
 from tests.analysis.molecules import mini_store, tiny_checkpoint
 
 

@@ -1,4 +1,4 @@
-"""Store rows -> AtomsBatch: gathered rows, labels, graph, deterministic loader order."""
+"""Store rows -> AtomsBatch: gathered rows, labels, graph (batch order: tests/training)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from atomcollapse.data.batching import BatchLoader, collate, packed_numbers
+from atomcollapse.data.batching import collate, packed_numbers
 from atomcollapse.data.neighbors import radius_graph
 from atomcollapse.data.schema import pack
 from atomcollapse.data.store import open_store, write_store
 from atomcollapse.errors import InputError
-from tests.conftest import make_molecules
 
 
 @pytest.fixture
@@ -75,44 +74,3 @@ def test_collate_bad_input(ff_store, tiny_store):
 def test_packed_numbers(ff_store):
     numbers, offsets = packed_numbers(ff_store, [1, 3])
     assert numbers.tolist() == [8, 1, 14, 8] and offsets.tolist() == [0, 2, 4]
-
-
-def _orders(loader: BatchLoader, epoch: int) -> list[list[int]]:
-    return [b.index.tolist() for b in loader.iter_epoch(epoch)]
-
-
-def test_loader_order_depends_only_on_seed_and_epoch(tmp_path):
-    s = make_molecules(23, seed=3)
-    store = open_store(
-        write_store(s, tmp_path / "m", name="m", kind="molecules", source={"format": "t"})
-    )
-    idx = np.arange(2, 23)
-    a = BatchLoader(store, idx, batch_size=5, cutoff=3.0, targets=("y",), seed=7)
-    torch.manual_seed(123)
-    np.random.seed(5)
-    b = BatchLoader(store, idx, batch_size=5, cutoff=3.0, targets=("y",), seed=7)
-    assert _orders(a, 0) == _orders(b, 0)
-    assert _orders(a, 0) != _orders(a, 1)
-    assert _orders(a, 0) != _orders(BatchLoader(store, idx, batch_size=5, cutoff=3.0, seed=8), 0)
-    flat = [i for batch in _orders(a, 0) for i in batch]
-    assert sorted(flat) == idx.tolist() and len(a) == 5
-    assert [len(x) for x in _orders(a, 0)] == [5, 5, 5, 5, 1]
-    dl = BatchLoader(store, idx, batch_size=5, cutoff=3.0, seed=7, drop_last=True)
-    assert len(dl) == 4 and _orders(dl, 0) == _orders(a, 0)[:4]
-    a.set_epoch(1)
-    assert [x.index.tolist() for x in a] == _orders(a, 1)
-    assert [x.index.tolist() for x in a.iter_epoch(1, start=3)] == _orders(a, 1)[3:]
-    plain = BatchLoader(store, idx, batch_size=10, cutoff=3.0, shuffle=False)
-    assert [i for batch in _orders(plain, 4) for i in batch] == idx.tolist()
-
-
-def test_loader_ranks_partition_each_global_batch(tmp_path):
-    s = make_molecules(12, seed=4)
-    store = open_store(
-        write_store(s, tmp_path / "m", name="m", kind="molecules", source={"format": "t"})
-    )
-    full = BatchLoader(store, np.arange(12), batch_size=4, cutoff=3.0, seed=1)
-    parts = [BatchLoader(store, np.arange(12), batch_size=4, cutoff=3.0, seed=1, rank=r, world_size=2)
-             for r in (0, 1)]  # fmt: skip
-    for g, p0, p1 in zip(_orders(full, 2), _orders(parts[0], 2), _orders(parts[1], 2), strict=True):
-        assert p0 + p1 == g

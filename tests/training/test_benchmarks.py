@@ -13,7 +13,9 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+# the scripts import this checkout's package, wherever the installed one points
+ENV = {**os.environ, "OMP_NUM_THREADS": "1",
+       "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}  # fmt: skip
 
 
 @pytest.mark.slow
@@ -78,3 +80,20 @@ def test_adapter_step_benchmark_quick_on_synthetic_molecules(tmp_path):
         "energy+forces step per molecule", "energy+forces peak RSS",
     ]  # fmt: skip
     assert all(r["ours"] > 0 for r in records)
+
+
+@pytest.mark.slow
+def test_predict_benchmark_makes_its_run_and_prints_the_ratio(tmp_path):
+    from tests.training.synthetic import write_molecule_store
+
+    store = write_molecule_store(tmp_path / "stores" / "mols", n=60)
+    before = sorted(p.name for p in store.iterdir())
+    cmd = [sys.executable, str(ROOT / "benchmarks/bench_predict.py"), "--data-root", str(tmp_path),
+           "--store", "mols", "--train-n", "20", "--rounds", "1", "--threads", "1"]  # fmt: skip
+    out = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=600, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (rec,) = [json.loads(line[5:]) for line in out.stdout.splitlines() if line.startswith("PERF ")]
+    assert rec["benchmark"] == "predict" and rec["unit"] == "molecules/s"
+    assert rec["ours"] > 0 and rec["reference"] > 0 and rec["ratio"] > 0
+    assert "mols 60 molecules" in rec["metric"] and "ratio predict / train eval" in out.stdout
+    assert sorted(p.name for p in store.iterdir()) == before  # the store is only read

@@ -251,6 +251,18 @@ def _check_task(task: str, target: str | None, unit: str | None, download: bool)
     return None
 
 
+def check_options(
+    task: str,
+    target: str | None = None,
+    unit: str | None = None,
+    download: bool = False,
+    folds: str | Path | None = None,
+) -> None:
+    """Refuse a task's options before any file is read (the ingest-source registry's check):
+    an official task's target and unit are its own; a task of your own needs its unit."""
+    _check_task(task, target, unit, download)
+
+
 def _target_column(columns: list[Any], target: str | None, task: str, file: str) -> str:
     """The target column of a task of the user's own (``target``, or the only one there is)."""
     others = [c for c in columns if c != "structure"]

@@ -33,9 +33,10 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from atomcollapse.data.batch import AtomsBatch
 from atomcollapse.errors import InputError
 from atomcollapse.models.adapters.elements import element_table, species_of
-from atomcollapse.models.base import AtomsBatch, Backbone, BackboneOutput
+from atomcollapse.models.base import Backbone, BackboneOutput
 from atomcollapse.models.model import AtomisticModel
 from atomcollapse.units import HARTREE_EV
 

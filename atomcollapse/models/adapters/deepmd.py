@@ -53,9 +53,10 @@ import torch
 from torch import nn
 
 from atomcollapse.constants import SYMBOLS
+from atomcollapse.data.batch import AtomsBatch
 from atomcollapse.errors import InputError, not_a_file
 from atomcollapse.models.adapters.elements import element_table, species_of
-from atomcollapse.models.base import AtomsBatch, Backbone, BackboneOutput
+from atomcollapse.models.base import Backbone, BackboneOutput
 from atomcollapse.models.model import AtomisticModel
 
 INSTALL = "make deepmd (builds deepmd-kit==3.2.0 against the installed torch), then pip install 'atomcollapse[deepmd]'"

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from atomcollapse.constants import MAX_Z, SYMBOLS
+from atomcollapse.data.batch import AtomsBatch
 from atomcollapse.errors import InputError
-from atomcollapse.models.base import AtomsBatch
 
 
 def element_table(numbers: Iterable[int], index: Iterable[int] | None = None) -> torch.Tensor:

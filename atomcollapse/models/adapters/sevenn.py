@@ -34,9 +34,10 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from atomcollapse.data.batch import AtomsBatch
 from atomcollapse.errors import InputError
 from atomcollapse.models.adapters.elements import element_table, species_of
-from atomcollapse.models.base import AtomsBatch, Backbone, BackboneOutput
+from atomcollapse.models.base import Backbone, BackboneOutput
 from atomcollapse.models.model import AtomisticModel
 
 #: our weight names -> sevenn's pretrained names (resolved to the files inside the installed
