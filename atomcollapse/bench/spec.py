@@ -356,22 +356,30 @@ def _model(t: TableReader, base: Path, strategies: tuple[str, ...]) -> ModelSpec
     )  # fmt: skip
 
 
+def _overrides(
+    r: TableReader, train: dict, noun: str, known: tuple[str, ...]
+) -> dict[str, dict[str, Any]]:
+    """``[train.by_<noun>.<name>]`` tables, taken out of ``train``: each a table, each name one
+    of the spec's ``known`` strategies or targets."""
+    over = train.pop(f"by_{noun}", {})
+    if not isinstance(over, dict):
+        r.fail(f"'train.by_{noun}' must be a table of {noun} tables")
+    for name, table in over.items():
+        if name not in known:
+            r.fail(f"'train.by_{noun}.{name}': {name!r} is not among the spec's {noun}s")
+        if not isinstance(table, dict):
+            r.fail(f"'train.by_{noun}.{name}' must be a table")
+    return over
+
+
 def _train(
     r: TableReader, strategies: tuple[str, ...], targets: tuple[str, ...]
 ) -> tuple[dict, dict, dict]:
     t = r.table("train")
     train = copy.deepcopy(t.data)
-    by_strategy = train.pop("by_strategy", {})
-    by_target = train.pop("by_target", {})
-    if not isinstance(by_strategy, dict):
-        r.fail("'train.by_strategy' must be a table of strategy tables")
-    if not isinstance(by_target, dict):
-        r.fail("'train.by_target' must be a table of target tables")
+    by_strategy = _overrides(r, train, "strategy", strategies)
+    by_target = _overrides(r, train, "target", targets)
     for name, over in by_target.items():
-        if name not in targets:
-            r.fail(f"'train.by_target.{name}': {name!r} is not among the spec's targets")
-        if not isinstance(over, dict):
-            r.fail(f"'train.by_target.{name}' must be a table")
         for key in ("target", "seed", "strategy"):
             if key in over:
                 r.fail(f"'train.by_target.{name}.{key}' cannot be set per target")
@@ -380,14 +388,9 @@ def _train(
             r.fail(f"'train.{key}' is set per cell; use the spec's 'targets' / 'seeds'")
     if "name" in train.get("strategy", {}):
         r.fail("'train.strategy.name' is set per cell; use the spec's 'strategies'")
-    for s, over in by_strategy.items():
-        if s not in strategies:
-            r.fail(f"'train.by_strategy.{s}': {s!r} is not among the spec's strategies")
-        if not isinstance(over, dict):
-            r.fail(f"'train.by_strategy.{s}' must be a table")
     for s in strategies:
-        for name in (None, *by_target):
-            table = _merge(copy.deepcopy(train), by_target.get(name, {}) if name else {})
+        for target in ("", *by_target):  # "": the plain [train] table
+            table = _merge(copy.deepcopy(train), by_target.get(target, {}))
             table = _merge(table, by_strategy.get(s, {}))
             table.setdefault("strategy", {})
             if isinstance(table["strategy"], dict):

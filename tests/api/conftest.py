@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.training.conftest import TINY, Env, write_split
+from tests.training.conftest import TINY, Env, _one_thread, write_split  # noqa: F401 (fixture)
 from tests.training.synthetic import write_ff_store, write_molecule_store
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

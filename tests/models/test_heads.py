@@ -46,6 +46,20 @@ def _features(n: int, dim: int = 8) -> BackboneOutput:
     return BackboneOutput(node=x, layers=[x])
 
 
+def _prediction_without_mlp(head, numbers, offsets, rng) -> np.ndarray:
+    """The head's predictions with its MLP's output set to zero (normalisation and references
+    only), on random positions of the packed structures."""
+    with torch.no_grad():
+        head.mlp[-1].weight.zero_()
+        head.mlp[-1].bias.zero_()
+    parts = [
+        (numbers[a:b], rng.normal(size=(b - a, 3)), None, None)
+        for a, b in itertools.pairwise(offsets)
+    ]
+    batch = contract.make_batch(parts, 2.0)
+    return head(_features(len(numbers)), batch).detach().double().numpy()
+
+
 def test_property_head_standardisation_sum_readout():
     """With the MLP output zero, predictions are exactly atom refs + per-atom mean * n_atoms."""
     rng = np.random.default_rng(1)
@@ -62,15 +76,7 @@ def test_property_head_standardisation_sum_readout():
     ) / n_atoms
     assert float(head.mean) == pytest.approx(residual.mean(), rel=1e-5)
     assert float(head.std) == pytest.approx(residual.std(), rel=1e-5)
-    with torch.no_grad():
-        head.mlp[-1].weight.zero_()
-        head.mlp[-1].bias.zero_()
-    parts = [
-        (numbers[a:b], rng.normal(size=(b - a, 3)), None, None)
-        for a, b in itertools.pairwise(offsets)
-    ]
-    batch = contract.make_batch(parts, 2.0)
-    pred = head(_features(len(numbers)), batch).detach().double().numpy()
+    pred = _prediction_without_mlp(head, numbers, offsets, rng)
     expected = np.add.reduceat(head.atom_refs.double().numpy()[numbers], offsets[:-1])
     expected = expected + float(head.mean) * n_atoms
     np.testing.assert_allclose(pred, expected, rtol=1e-5)
@@ -92,15 +98,8 @@ def test_property_head_mean_readout_with_atom_refs_recovers_a_composition_linear
     assert stats["atom_refs"] and abs(stats["mean"]) < 1e-6
     np.testing.assert_allclose(head.atom_refs.double().numpy()[[1, 6, 7, 8]],
                                refs_true[[1, 6, 7, 8]], rtol=1e-5)  # fmt: skip
-    with torch.no_grad():
-        head.mlp[-1].weight.zero_()
-        head.mlp[-1].bias.zero_()
-    parts = [
-        (numbers[a:b], rng.normal(size=(b - a, 3)), None, None)
-        for a, b in itertools.pairwise(offsets)
-    ]
-    pred = head(_features(len(numbers)), contract.make_batch(parts, 2.0)).detach().double()
-    np.testing.assert_allclose(pred.numpy(), values, rtol=1e-5)
+    pred = _prediction_without_mlp(head, numbers, offsets, rng)
+    np.testing.assert_allclose(pred, values, rtol=1e-5)
 
 
 def test_mean_vs_sum_readout():
