@@ -210,72 +210,56 @@ def run_label_job(
     from atomcollapse.process import artifact_lock
 
     with artifact_lock(new_store_path(job.name, root), "label"):
-        return _run_label_job(job, root=root, workers=workers, resume=resume,
-                              overwrite=overwrite, max_chunks=max_chunks,
-                              on_progress=on_progress)  # fmt: skip
+        workers = default_workers() if workers is None else workers
+        if workers < 1:
+            raise InputError("--workers must be at least 1")
+        store = open_store(job.store, root)
+        target = new_store_path(job.name, root)
+        check_replaceable(target, "dataset", overwrite=overwrite)
+        config, rows = _plan(job, store, root)
+        wd = work_dir(job.name, root)
+        _open_work(wd, config, resume)
 
-
-def _run_label_job(
-    job: LabelJob,
-    *,
-    root: str | Path | None = None,
-    workers: int | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    max_chunks: int | None = None,
-    on_progress: Progress | None = None,
-) -> LabelOutcome:
-    """Run (or resume) ``job``; stop after ``max_chunks`` new chunks when given."""
-    workers = default_workers() if workers is None else workers
-    if workers < 1:
-        raise InputError("--workers must be at least 1")
-    store = open_store(job.store, root)
-    target = new_store_path(job.name, root)
-    check_replaceable(target, "dataset", overwrite=overwrite)
-    config, rows = _plan(job, store, root)
-    wd = work_dir(job.name, root)
-    _open_work(wd, config, resume)
-
-    n_tasks, cs, k = config["n_tasks"], job.chunk_size, job.sampling.per_molecule
-    n_chunks = -(-n_tasks // cs)
-    done = [c for c in range(n_chunks) if chunk_path(wd, c).is_file()]
-    failures = [f for c in done for f in read_chunk(chunk_path(wd, c))["failures"]]
-    finished = set(done)
-    todo = [c for c in range(n_chunks) if c not in finished][:max_chunks]
-    n_workers = min(workers, max(1, len(todo) * cs))
-    n_done = sum(min(cs, n_tasks - c * cs) for c in done)
-    if on_progress:
-        on_progress(n_done, n_tasks)
-
-    def stream() -> Iterator[dict]:
-        for c in todo:
-            yield from _tasks(store, rows, k, c * cs, min(n_tasks, (c + 1) * cs))
-
-    results = _results(stream(), job.sampling, n_workers) if todo else iter(())
-    buffer: list[dict] = []
-    chunk_iter = iter(todo)
-    current = next(chunk_iter, None)
-    for r in results:
-        buffer.append(r)
-        n_done += 1
-        fault("label-task-done")
+        n_tasks, cs, k = config["n_tasks"], job.chunk_size, job.sampling.per_molecule
+        n_chunks = -(-n_tasks // cs)
+        done = [c for c in range(n_chunks) if chunk_path(wd, c).is_file()]
+        failures = [f for c in done for f in read_chunk(chunk_path(wd, c))["failures"]]
+        finished = set(done)
+        todo = [c for c in range(n_chunks) if c not in finished][:max_chunks]
+        n_workers = min(workers, max(1, len(todo) * cs))
+        n_done = sum(min(cs, n_tasks - c * cs) for c in done)
         if on_progress:
             on_progress(n_done, n_tasks)
-        if current is not None and len(buffer) == min(cs, n_tasks - current * cs):
-            write_chunk(chunk_path(wd, current), buffer)
-            failures += [
-                {k_: v for k_, v in b.items() if k_ != "ok"} for b in buffer if not b["ok"]
-            ]
-            write_failures(wd, failures)
-            done.append(current)
-            buffer, current = [], next(chunk_iter, None)
 
-    n_failed = len(failures)
-    if len(done) < n_chunks:
-        return LabelOutcome(wd, None, n_tasks, n_chunks, len(done), n_done - n_failed, n_failed)
-    write_failures(wd, failures)
-    path, n_ok = _combine(job, store, wd, target, n_chunks, config, failures, overwrite)
-    return LabelOutcome(wd, path, n_tasks, n_chunks, n_chunks, n_ok, n_failed)
+        def stream() -> Iterator[dict]:
+            for c in todo:
+                yield from _tasks(store, rows, k, c * cs, min(n_tasks, (c + 1) * cs))
+
+        results = _results(stream(), job.sampling, n_workers) if todo else iter(())
+        buffer: list[dict] = []
+        chunk_iter = iter(todo)
+        current = next(chunk_iter, None)
+        for r in results:
+            buffer.append(r)
+            n_done += 1
+            fault("label-task-done")
+            if on_progress:
+                on_progress(n_done, n_tasks)
+            if current is not None and len(buffer) == min(cs, n_tasks - current * cs):
+                write_chunk(chunk_path(wd, current), buffer)
+                failures += [
+                    {k_: v for k_, v in b.items() if k_ != "ok"} for b in buffer if not b["ok"]
+                ]
+                write_failures(wd, failures)
+                done.append(current)
+                buffer, current = [], next(chunk_iter, None)
+
+        n_failed = len(failures)
+        if len(done) < n_chunks:
+            return LabelOutcome(wd, None, n_tasks, n_chunks, len(done), n_done - n_failed, n_failed)
+        write_failures(wd, failures)
+        path, n_ok = _combine(job, store, wd, target, n_chunks, config, failures, overwrite)
+        return LabelOutcome(wd, path, n_tasks, n_chunks, n_chunks, n_ok, n_failed)
 
 
 def _combine(
