@@ -39,6 +39,7 @@ from atomcollapse.analysis.report import (
     _pm,
     _summary_text,
     block_columns,
+    has_drift,
     summary_columns,
 )
 from atomcollapse.analysis.runs import RunRecord
@@ -57,6 +58,8 @@ OVERVIEW_KINDS = {
     "study": "Every target: ID (pale) and OOD (solid) MAE per strategy, 95% t interval, one dot "
     "per seed, ID ceiling marked on each OOD bar",
     "forgetting": "Forgetting of the pretraining task: force-field MAE after / before adaptation",
+    "drift": "Drift from the pretrained model: the energy head's force and energy MAE against the "
+    "untouched pretrained model's own predictions (0 = unchanged)",
 }
 _MIME = {".png": "image/png", ".svg": "image/svg+xml"}
 
@@ -177,7 +180,7 @@ def cell_table(cells: list[Cell], page_dir: Path) -> Table:
     """A block's table: the report's columns, a 95% t-interval after each MAE, run links."""
     unit = cells[0].unit
     forgetting = has_forgetting(cells)
-    columns = block_columns(unit, forgetting=forgetting)
+    columns = block_columns(unit, forgetting=forgetting, drift=has_drift(cells))
     headers: list[str] = []
     for key, head in columns:
         if key == "id_mae":

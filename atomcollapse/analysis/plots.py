@@ -150,6 +150,43 @@ def plot_forgetting(agg, stem: Path) -> list[Path]:
     return save(fig, stem)
 
 
+def plot_drift(agg, stem: Path) -> list[Path]:
+    """How far adaptation moved the pretrained function: the energy head's force and energy MAE
+    against the untouched pretrained model's own predictions on the held-out force-field
+    structures, per strategy (mean bar, one dot per seed), one column of panels per block that
+    measured it. Unlike :func:`plot_forgetting` it does not depend on how well the pretrained
+    model matches the force-field store's reference labels."""
+    blocks = [(b, cs) for b, cs in agg.blocks().items()
+              if any(np.isfinite(c.mean("ff_force_drift")) for c in cs)]  # fmt: skip
+    if not blocks:
+        return []
+    fig, axes = plt.subplots(2, len(blocks), figsize=(3.4 * len(blocks), 4.6), squeeze=False)
+    rows = (
+        ("ff_force_drift", "force drift (meV/Å)"),
+        ("ff_energy_drift", "energy drift (meV/atom)"),
+    )
+    for j, (block, cells) in enumerate(blocks):
+        for i, (key, label) in enumerate(rows):
+            ax = axes[i, j]
+            for k, c in enumerate(cells):
+                vals = [v for r in c.runs if np.isfinite(v := r.metric(key))]
+                if not vals:
+                    continue
+                ax.bar(k, float(np.mean(vals)), width=0.8, color=strategy_colour(c.strategy))
+                ax.scatter(np.full(len(vals), k), vals, s=6, color="k", zorder=3, lw=0)
+            positive = [b.get_height() for b in ax.patches if b.get_height() > 0]
+            if positive and max(positive) / min(positive) > 20:
+                ax.set_yscale("log")
+            ax.set_xticks(range(len(cells)), [c.strategy for c in cells] if i else [],
+                          rotation=35, ha="right", fontsize=7)  # fmt: skip
+            ax.set_ylabel(label, fontsize=8)
+            if i == 0:
+                ax.set_title(f"{block[2]} ({block[1]})", fontsize=8)
+    fig.suptitle("Drift from the pretrained model on its own task (0 = unchanged)", fontsize=9)
+    fig.tight_layout()
+    return save(fig, stem)
+
+
 def plot_mae_bars(cells: Sequence[Cell], stem: Path) -> list[Path]:
     """ID and OOD MAE per strategy of one block, mean with std over seeds as error bars."""
     unit = cells[0].unit
@@ -344,6 +381,7 @@ def report_plots(agg, out: Path) -> list[Path]:
     written: list[Path] = [
         *plot_study(agg, out / "study"),
         *plot_forgetting(agg, out / "forgetting"),
+        *plot_drift(agg, out / "drift"),
     ]
     for block, cells in agg.blocks().items():
         base = slug(*block)

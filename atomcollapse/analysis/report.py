@@ -38,13 +38,20 @@ CAPTION = (
     "gain = 100·(base − method)/base, positive = lower error than the base"
 )
 FF_CAPTION = (
-    "FF = MAE of the energy head on held-out force-field structures, after adaptation / "
-    "of the untouched pretrained model (forgetting of the pretraining task)"
+    "FF = MAE of the energy head on held-out force-field structures against their reference "
+    "labels, after adaptation / of the untouched pretrained model (forgetting of the pretraining "
+    "task); FF drift = the same MAE against the untouched pretrained model's own predictions "
+    "(how far adaptation moved the pretrained function; 0 = unchanged)"
 )
 #: Table column -> header; the cell text is "after / before" of ``<key>_after``/``<key>_before``.
 FF_COLUMNS = {
     "ff_force": "FF force MAE after / before (meV/Å)",
     "ff_energy": "FF energy MAE after / before (meV/atom)",
+}
+#: Table column -> header: the adapted energy head against the pretrained model's predictions.
+DRIFT_COLUMNS = {
+    "ff_force_drift": "FF force drift (meV/Å)",
+    "ff_energy_drift": "FF energy drift (meV/atom)",
 }
 #: Unit suffix of the machine-readable (CSV/JSON) forgetting columns.
 _FF_UNIT_TAG = {"ff_force": "meV_per_A", "ff_energy": "meV_per_atom"}
@@ -76,8 +83,11 @@ def _before(mean: float, std: float) -> str:
     return _pm(mean, std if std else math.nan)
 
 
-def block_columns(unit: str, forgetting: bool = False) -> list[tuple[str, str]]:
-    """(key, header with unit) of a block table; ``forgetting`` adds the FF columns."""
+def block_columns(
+    unit: str, forgetting: bool = False, drift: bool = False
+) -> list[tuple[str, str]]:
+    """(key, header with unit) of a block table; ``forgetting`` adds the FF columns, ``drift``
+    the FF drift ones (runs that measured it)."""
     return [
         ("strategy", "strategy"),
         ("n", "n"),
@@ -86,12 +96,18 @@ def block_columns(unit: str, forgetting: bool = False) -> list[tuple[str, str]]:
         ("ood_id_ratio", "OOD/ID (×)"),
         *((g, f"{_GAIN_TITLES[g]} (%)") for g in GAIN_COLUMNS),
         *(FF_COLUMNS.items() if forgetting else ()),
+        *(DRIFT_COLUMNS.items() if forgetting and drift else ()),
         ("flags", "flags"),
     ]
 
 
 def _block_columns(cells: list[Cell]) -> list[tuple[str, str]]:
-    return block_columns(cells[0].unit, forgetting=has_forgetting(cells))
+    return block_columns(cells[0].unit, forgetting=has_forgetting(cells), drift=has_drift(cells))
+
+
+def has_drift(cells: list[Cell]) -> bool:
+    """Whether any run of a block measured the drift from the pretrained model."""
+    return any(math.isfinite(c.mean("ff_force_drift")) for c in cells)
 
 
 def summary_columns(agg: Aggregate) -> list[tuple[str, str]]:
@@ -122,6 +138,8 @@ def _cell_text(c: Cell, key: str, bold: tuple[str, str]) -> str:
         if f"{key}_after" in c.best:
             after = f"{bold[0]}{after}{bold[1]}"
         return "-" if after == before == "-" else f"{after} / {before}"
+    if key in DRIFT_COLUMNS:
+        return _pm(*c.stats.get(key, (math.nan, math.nan)))
     text = _pm(*c.stats[key]) if key in ("id_mae", "ood_mae") else _value(key, c.value(key))
     return f"{bold[0]}{text}{bold[1]}" if key in c.best else text
 

@@ -39,6 +39,9 @@ FORGETTING_METRICS = {
     "ff_energy_before": ("before.energy_mae_meV_per_atom", "meV/atom"),
     "ff_force_after": ("after.force_mae_meV_per_A", "meV/A"),
     "ff_force_before": ("before.force_mae_meV_per_A", "meV/A"),
+    # against the untouched pretrained model's own predictions (0 = nothing moved)
+    "ff_energy_drift": ("drift.energy_mae_meV_per_atom", "meV/atom"),
+    "ff_force_drift": ("drift.force_mae_meV_per_A", "meV/A"),
 }
 #: History keys in the target's unit, converted to the report unit on loading.
 _HISTORY_SCALED = ("val_mae", "val_rmse")

@@ -207,10 +207,25 @@ def ff_metrics(
 ) -> dict[str, float]:
     """Energy MAE (meV/atom) and force MAE (meV/A) against the store's reference labels."""
     energy, forces = predict_ff(model, task, rows, batch_size, dist)
+    return ff_errors(task, rows, (energy, forces))
+
+
+def ff_errors(
+    task: ForceFieldTask,
+    rows: np.ndarray,
+    predicted: tuple[np.ndarray, np.ndarray],
+    reference: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, float]:
+    """Energy (meV/atom) and force (meV/A) MAE/RMSE of ``predicted`` (``predict_ff``'s energies
+    and forces on ``rows``) against ``reference`` in the same layout, by default the store's
+    reference labels."""
+    energy, forces = predicted
     n_atoms = np.diff(np.asarray(task.store.offsets))[rows]
-    e_ref = np.asarray(task.store.target("energy"))[rows]
-    atoms, _ = atom_rows(task.store, rows)
-    f_ref = np.asarray(task.store.atom_array("forces"))[atoms]
+    if reference is None:
+        atoms, _ = atom_rows(task.store, rows)
+        reference = (np.asarray(task.store.target("energy"))[rows],
+                     np.asarray(task.store.atom_array("forces"))[atoms])  # fmt: skip
+    e_ref, f_ref = reference
     e_mae, e_rmse = mae_rmse(energy / n_atoms, e_ref / n_atoms)
     f_mae, f_rmse = mae_rmse(forces.ravel(), f_ref.ravel())
     return {

@@ -47,7 +47,7 @@ from atomcollapse.training.tasks import (
     ForceFieldTask,
     PropertyTask,
     autocast_factory,
-    ff_metrics,
+    ff_errors,
     mae_rmse,
     predict_ff,
     predict_property,
@@ -162,7 +162,9 @@ class Session:
     head_hash: str
     total: int
     autocast: Any
-    forgetting_before: dict[str, float] | None = None
+    #: the force-field task and the untouched pretrained model's (energies, forces) on the
+    #: held-out force-field structures, taken before any step
+    forgetting_before: tuple[ForceFieldTask, tuple[np.ndarray, np.ndarray]] | None = None
     energy_head: torch.nn.Module | None = None
 
 
@@ -174,7 +176,7 @@ def build_session(inp: TrainInputs, cfg: TrainConfig, c: Checked, dist, dev) -> 
     pre = c.pretrained
     forgetting_before = None
     if pre is not None and c.forgetting is not None:
-        forgetting_before = _forgetting_metrics(pre.model, c, cfg, dist, dev)
+        forgetting_before = _forgetting_predictions(pre.model, c, cfg, dist, dev)
     if pre is None or strategy.fresh_backbone:
         args = pre.model.backbone.model_args() if pre else painn_args(cfg.model)
         backbone = new_backbone(args, seeds.init)
@@ -235,23 +237,26 @@ def build_session(inp: TrainInputs, cfg: TrainConfig, c: Checked, dist, dev) -> 
                    energy_head)  # fmt: skip
 
 
-def _forgetting_metrics(model: AtomisticModel, c: Checked, cfg: TrainConfig, dist, dev):
-    """Energy (meV/atom) and force (meV/A) errors of ``model``'s energy head on the held-out
-    force-field structures: the pretraining task, scored before or after adaptation."""
+def _forgetting_predictions(model: AtomisticModel, c: Checked, cfg: TrainConfig, dist, dev):
+    """Energies and forces of ``model``'s energy head on the held-out force-field structures
+    (the pretraining task), with ``model`` in eval mode."""
     f = c.forgetting
     assert f is not None
     task = ForceFieldTask(f.store, float(model.backbone.cutoff), dev, cfg.ff_loss)
     was_training = model.training
     model.eval()
     try:
-        return ff_metrics(model.to(dev), task, f.rows, cfg.eval_batch_size, dist)
+        return task, predict_ff(model.to(dev), task, f.rows, cfg.eval_batch_size, dist)
     finally:
         model.train(was_training)
 
 
 def _forgetting(sess: Session, c: Checked, cfg: TrainConfig, dist, dev) -> dict[str, Any] | None:
-    """The pretraining task before and after: for mft its trained energy head, else the
-    pretrained energy head on the adapted backbone."""
+    """The pretraining task before and after (for mft its trained energy head, else the
+    pretrained energy head on the adapted backbone), scored against the force-field store's
+    reference labels, and the drift: the same errors against the untouched pretrained model's
+    own predictions, which measure how far adaptation moved the pretrained function whatever
+    the offset between the model's potential-energy surface and the reference labels'."""
     f = c.forgetting
     if f is None or sess.forgetting_before is None:
         return None
@@ -262,10 +267,12 @@ def _forgetting(sess: Session, c: Checked, cfg: TrainConfig, dist, dev) -> dict[
         assert sess.energy_head is not None
         head = build_model(model.backbone, {"energy": sess.energy_head}).to(dev)
         scored = "the pretrained energy head (untouched) on the adapted backbone"
-    after = _forgetting_metrics(head, c, cfg, dist, dev)
+    task, before = sess.forgetting_before
+    _, after = _forgetting_predictions(head, c, cfg, dist, dev)
     return {"data": f.store.name, "content_hash": f.store.content_hash, "setting": f.setting,
-            "n": len(f.rows), "head": scored, "before": sess.forgetting_before,
-            "after": after}  # fmt: skip
+            "n": len(f.rows), "head": scored, "before": ff_errors(task, f.rows, before),
+            "after": ff_errors(task, f.rows, after),
+            "drift": ff_errors(task, f.rows, after, before)}  # fmt: skip
 
 
 def _train(inp, cfg, c: Checked, ident, dist, dev, resuming) -> dict[str, Any]:

@@ -107,15 +107,25 @@ def make_history(
 
 
 def make_forgetting(
-    *, force_after: float, force_before: float, energy_after: float, energy_before: float
+    *,
+    force_after: float,
+    force_before: float,
+    energy_after: float,
+    energy_before: float,
+    force_drift: float | None = None,
+    energy_drift: float | None = None,
 ) -> dict[str, Any]:
-    """A ``metrics.json["forgetting"]`` entry; MAE in meV/A and meV/atom, RMSE = 1.25 MAE."""
+    """A ``metrics.json["forgetting"]`` entry; MAE in meV/A and meV/atom, RMSE = 1.25 MAE; the
+    drift entry only when ``force_drift`` is given (runs before it was measured have none)."""
 
     def errors(force: float, energy: float) -> dict[str, float]:
         return {"energy_mae_meV_per_atom": energy, "force_mae_meV_per_A": force,
                 "energy_rmse_meV_per_atom": 1.25 * energy, "force_rmse_meV_per_A": 1.25 * force}  # fmt: skip
 
-    return {
+    out = {
         "data": "ani-ff", "content_hash": "f" * 64, "n": 200, "head": "pretrained energy head",
         "before": errors(force_before, energy_before), "after": errors(force_after, energy_after),
     }  # fmt: skip
+    if force_drift is not None:
+        out["drift"] = errors(force_drift, energy_drift if energy_drift is not None else 0.0)
+    return out

@@ -129,3 +129,36 @@ def test_partial_forgetting_is_flagged(tmp_path):
     mft = next(c for c in agg.cells if c.strategy == "mft")
     assert mft.n_seeds == 4 and "forgetting from 3 of 4 seeds" in mft.flags
     assert mft.stats["ff_force_after"][0] == pytest.approx(42.0)  # averaged over those with it
+
+
+DRIFT_HEADER = "FF force drift (meV/Å)"
+
+
+def test_drift_from_the_pretrained_model_in_tables_and_figure(tmp_path):
+    """Runs that measured the drift (force 25 meV/Å for finetune, 5 + seed for mft, 0 for the
+    probe) get drift columns and a drift figure; a cell whose runs predate it shows "-"."""
+    for seed in range(3):
+        make_run(tmp_path, strategy="scratch", seed=seed)  # old-style: no drift entry
+        for strategy, drift in (("finetune", 25.0), ("mft", 5.0 + seed), ("linear-probe", 0.0)):
+            ff = make_forgetting(force_after=60.0, force_before=30.0, energy_after=9.0,
+                                 energy_before=4.0, force_drift=drift, energy_drift=drift / 10)  # fmt: skip
+            make_run(tmp_path, strategy=strategy, seed=seed, forgetting=ff)
+    agg = aggregate(load_runs([tmp_path]))
+    md = render(agg, "md")
+    assert md_row(md, "mft", DRIFT_HEADER) == "6.000 ± 1.000"
+    assert md_row(md, "linear-probe", DRIFT_HEADER) == "0.000 ± 0.000"
+    assert md_row(md, "finetune", "FF energy drift (meV/atom)") == "2.500 ± 0.000"
+    assert md_row(md, "scratch", DRIFT_HEADER) == "-"
+    assert "own predictions" in md  # the caption says what drift is against
+    df = pd.read_csv(io.StringIO(render(agg, "csv"))).set_index("strategy")
+    assert df.loc["mft", "ff_force_drift_meV_per_A_mean"] == pytest.approx(6.0)
+    assert df.loc["finetune", "ff_energy_drift_meV_per_atom_mean"] == pytest.approx(2.5)
+    from atomcollapse.analysis.plots import plot_drift
+
+    written = plot_drift(agg, tmp_path / "fig" / "drift")
+    assert {p.suffix for p in written} == {".png", ".pdf", ".svg"}
+    assert all(p.stat().st_size > 1000 for p in written)
+    # a study without drift (older runs) draws no drift figure
+    assert (
+        plot_drift(aggregate(load_runs([forgetting_study(tmp_path / "old")])), tmp_path / "x") == []
+    )

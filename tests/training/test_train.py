@@ -96,6 +96,14 @@ def test_forgetting_is_scored_on_the_same_held_out_structures_for_every_strategy
     for s in ("scratch", "finetune", "mft", "l2-sp"):
         assert f[s]["after"]["force_mae_meV_per_A"] != f[s]["before"]["force_mae_meV_per_A"], s
     assert "trained by mft" in f["mft"]["head"] and "untouched" in f["finetune"]["head"]
+    # drift: the same errors against the untouched model's own predictions; none for the probe
+    assert all(v == 0.0 for v in f["linear-probe"]["drift"].values())
+    for s in ("scratch", "finetune", "mft", "l2-sp"):
+        d, a, b = f[s]["drift"], f[s]["after"], f[s]["before"]
+        for key in ("force_mae_meV_per_A", "energy_mae_meV_per_atom"):
+            # MAE is a distance: |after - before| <= drift <= after + before
+            assert abs(a[key] - b[key]) - 1e-9 <= d[key] <= a[key] + b[key] + 1e-9, (s, key)
+            assert d[key] > 0, (s, key)
     aux = _manifest(runs["mft"])["aux_data"]
     assert aux["n_held_out_forgetting"] == 4
     assert aux["n_structures"] == len(open_store(env.ff)) - 4
