@@ -174,6 +174,11 @@ def aggregate(runs: list[RunRecord]) -> Aggregate:
                 cell.stats[m] = mean_std([r.metric(m) for r in cell.runs])
             if cell.excluded:
                 cell.flags.append(f"{len(cell.excluded)} run(s) left out")
+            unseen = sorted({z for r in cell.runs for z in r.unseen_elements})
+            if unseen:
+                k = sum(bool(r.unseen_elements) for r in cell.runs)
+                cell.flags.append(f"{', '.join(unseen)} in the test sets but in no training "
+                                  f"structure ({k} of {cell.n_seeds} seeds)")  # fmt: skip
             cells.append(cell)
     max_seeds = max((c.n_seeds for c in cells), default=0)
     for c in cells:

@@ -81,6 +81,9 @@ class RunRecord:
     finished_at: str | None = None
     #: CPU seconds the training loop used (over resumes; the manifest's ``train_seconds``)
     train_cpu_seconds: float = math.nan
+    #: elements of the test sets no training structure held (the manifest's
+    #: ``elements_not_in_training``; older runs: empty)
+    unseen_elements: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -186,6 +189,11 @@ def _split_name(m: dict[str, Any], split_path: str | None) -> str:
     return "-".join(str(p) for p in parts if p) or "-"
 
 
+def _unseen(entry: Any) -> tuple[str, ...]:
+    """Element symbols of the manifest's ``elements_not_in_training`` (a table by symbol)."""
+    return tuple(sorted(str(k) for k in entry)) if isinstance(entry, dict) else ()
+
+
 def load_run(path: str | Path) -> RunRecord:
     """Read one run directory; missing or unusable metrics become ``problems``, not errors."""
     path = Path(path)
@@ -219,6 +227,7 @@ def load_run(path: str | Path) -> RunRecord:
         started_at=made.created_at,
         finished_at=_get(m, "finished_at"),
         train_cpu_seconds=_number(_get(m, "train_seconds.cpu")) or math.nan,
+        unseen_elements=_unseen(m.get("elements_not_in_training")),
     )
     _load_metrics(rec, path / METRICS)
     return rec

@@ -118,6 +118,10 @@ class TrainConfig:
     val, id_test and ood_test, drawn from ``eval_seed`` alone (never the run seed), so that every
     cell of a benchmark is scored on the same molecules. ``drop_unsupported_elements``: leave out
     structures with elements outside the pretrained model's set (else such data is refused).
+    ``elements``: element symbols; when given, structures with any other element are left out of
+    every partition of the property task (train after its subset, val, id_test, ood_test), alike
+    for every arm: to compare models of different element sets on the same molecules, or to keep
+    every element of the test sets in a small training set.
     ``log``: tracking backends besides the always written ``scalars.csv`` (``tensorboard``,
     ``wandb``; see :mod:`atomcollapse.training.tracking`); they do not change the numbers.
     """
@@ -140,6 +144,7 @@ class TrainConfig:
     max_eval: int = 0
     eval_seed: int = 0
     drop_unsupported_elements: bool = False
+    elements: tuple[str, ...] = ()
     val_fraction: float = 0.05
     device: str = "auto"
     bf16: bool = False
@@ -330,6 +335,13 @@ def validate(cfg: TrainConfig, source: str = "configuration") -> None:
     from atomcollapse.training.tracking import check_names
 
     check_names(cfg.log, source)
+    from atomcollapse.constants import atomic_number
+
+    for symbol in cfg.elements:
+        try:
+            atomic_number(symbol)
+        except KeyError:
+            need(False, "elements", f"{symbol!r} is not an element symbol")
     need(0.0 < cfg.val_fraction < 1.0, "val_fraction", "must be between 0 and 1")
     need(
         cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:"),

@@ -10,13 +10,15 @@ are left out, so an adapter's rows are a subset of a native model's rows.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from atomcollapse.constants import SYMBOLS
+from atomcollapse.constants import SYMBOLS, atomic_number
+from atomcollapse.data.batching import atom_rows
 from atomcollapse.data.store import Store, open_store
 from atomcollapse.errors import InputError
 from atomcollapse.models.adapters import describe_drop, rows_with_elements
@@ -95,7 +97,7 @@ class Checked:
 
     ``rows`` holds train (after ``max_train``) and the evaluated partitions (after
     ``max_eval``); ``dropped`` the structures left out per partition (and ``aux``) for their
-    elements, empty unless ``drop_unsupported_elements``; ``drop_notes`` says so in words.
+    elements (``elements``, ``drop_unsupported_elements``); ``drop_notes`` says so in words.
     """
 
     store: Store
@@ -109,6 +111,9 @@ class Checked:
     dropped: dict[str, int] = field(default_factory=dict)
     drop_notes: list[str] = field(default_factory=list)
     forgetting: Forgetting | None = None
+    #: elements of the evaluated partitions that no training structure holds (symbol ->
+    #: {partition: structures}); see :func:`elements_not_in_training`
+    unseen_elements: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def train_rows(self) -> np.ndarray:
@@ -158,17 +163,20 @@ def check_inputs(inp: TrainInputs, cfg: TrainConfig) -> Checked:
     pretrained: Pretrained | None = None
     dropped: dict[str, int] = {}
     notes: list[str] = []
+    if cfg.elements:
+        rows, dropped, notes = _restrict_elements(store, rows, cfg.elements)
+        _need_train_and_val(rows, "elements outside the setting 'elements'", inp.split)
     if inp.pretrained is not None:
         pretrained = Pretrained(*load_pretrained(inp.pretrained))
         _check_periodic(store, rows, pretrained, _pretrained_name(inp))
-        rows, dropped, notes = _supported(store, rows, pretrained, cfg, _pretrained_name(inp))
-        for p in ("train", "val"):
-            if len(rows[p]) == 0:
-                raise InputError(
-                    f"no {p} structures left after leaving out elements outside the "
-                    f"pretrained model's set",
-                    file=inp.split,
-                )
+        rows, model_dropped, model_notes = _supported(store, rows, pretrained, cfg,
+                                                      _pretrained_name(inp))  # fmt: skip
+        for p, n in model_dropped.items():
+            dropped[p] = dropped.get(p, 0) + n
+        notes += model_notes
+        _need_train_and_val(rows, "elements outside the pretrained model's set", inp.split)
+    unseen = elements_not_in_training(store, rows)
+    notes += [describe_unseen(symbol, where) for symbol, where in unseen.items()]
     forgetting = None
     if pretrained is not None:
         forgetting, f_notes = _forgetting(inp, cfg, pretrained, store, split)
@@ -182,7 +190,64 @@ def check_inputs(inp: TrainInputs, cfg: TrainConfig) -> Checked:
         other.verify_content()
     run = RunDir.prepare(inp.out, resume=inp.resume, overwrite=inp.overwrite)
     return Checked(store, split, strategy, seeds, rows, pretrained, aux, run, dropped, notes,
-                   forgetting)  # fmt: skip
+                   forgetting, unseen)  # fmt: skip
+
+
+def _need_train_and_val(rows: dict[str, np.ndarray], why: str, split_file) -> None:
+    for p in ("train", "val"):
+        if len(rows[p]) == 0:
+            raise InputError(f"no {p} structures left after leaving out {why}", file=split_file)
+
+
+def _restrict_elements(
+    store: Store, rows: dict[str, np.ndarray], symbols: Sequence[str]
+) -> tuple[dict[str, np.ndarray], dict[str, int], list[str]]:
+    """``rows`` without the structures that hold an element outside ``symbols``."""
+    known = sorted(atomic_number(s) for s in symbols)
+    kept, dropped, notes = {}, {}, []
+    for p, r in rows.items():
+        kept[p], n = rows_with_elements(store.numbers, store.offsets, r, known)
+        dropped[p] = n
+        if n:
+            names = ", ".join(SYMBOLS[z] for z in known)
+            notes.append(f"left out {n} of {len(r)} {p} structures with elements outside the "
+                         f"setting 'elements' ({names})")  # fmt: skip
+    return kept, dropped, notes
+
+
+def elements_not_in_training(
+    store: Store, rows: dict[str, np.ndarray]
+) -> dict[str, dict[str, int]]:
+    """Elements of the evaluation partitions that no training structure holds: symbol ->
+    {partition: structures holding it}. Per-element references cannot be fitted for them (the
+    head's reference stays 0) and the backbone never saw them under the property loss."""
+    numbers = np.asarray(store.numbers)
+
+    def holding(r: np.ndarray) -> dict[int, int]:
+        if len(r) == 0:
+            return {}
+        atoms, offsets = atom_rows(store, r)
+        struct = np.repeat(np.arange(len(r)), np.diff(offsets))
+        pairs = np.unique(np.stack([struct, numbers[atoms]]), axis=1)
+        zs, counts = np.unique(pairs[1], return_counts=True)
+        return {int(z): int(n) for z, n in zip(zs, counts, strict=True)}
+
+    trained = set(holding(rows["train"]))
+    out: dict[str, dict[str, int]] = {}
+    for p in EVAL_PARTITIONS:
+        for z, n in holding(rows[p]).items():
+            if z not in trained:
+                out.setdefault(SYMBOLS[z], {})[p] = n
+    return dict(sorted(out.items()))
+
+
+def describe_unseen(symbol: str, where: dict[str, int]) -> str:
+    """One line for the log and manifest about an element no training structure holds."""
+    counts = ", ".join(f"{n} {p}" for p, n in where.items())
+    return (f"warning: element {symbol} is in {counts} structures but in no training structure: "
+            "its per-element reference cannot be fitted and the model never trained on it; "
+            "the setting 'elements' (or more training structures) keeps the test sets to "
+            "elements the training set holds")  # fmt: skip
 
 
 def forgetting_rows(ff_store: Store, allowed: np.ndarray, cfg: TrainConfig) -> np.ndarray:

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from atomcollapse.artifacts import header, now_utc, sha256_arrays
-from atomcollapse.constants import SYMBOLS
+from atomcollapse.constants import SYMBOLS, atomic_number
 from atomcollapse.data.batching import atom_rows
 from atomcollapse.data.store import Store
 from atomcollapse.errors import InputError
@@ -425,6 +425,8 @@ def _manifest(inp, cfg, c: Checked, ident, head_hash, total, dist, dev) -> dict[
         "drop_unsupported_elements": cfg.drop_unsupported_elements,
         "dropped": c.dropped,
         "dropped_notes": c.drop_notes,
+        "elements": list(cfg.elements),
+        "elements_not_in_training": c.unseen_elements,
         "total_steps": total,
         "world_size": dist.world,
         "device": str(dev),
@@ -457,8 +459,12 @@ def _absolute(p: Any) -> str | None:
 def _checkpoint_meta(cfg, c: Checked, ident, store: Store) -> tuple[list[str], dict[str, Any]]:
     """Element set (symbols) and provenance of a fine-tuned checkpoint."""
     known = element_numbers(c.pretrained.meta.get("elements", [])) if c.pretrained else set()
-    dropped = any(c.dropped.values())
-    elements = set(known) if dropped else set(store_elements(store)) | known
+    if cfg.elements:  # the property task saw these elements only
+        allowed = {atomic_number(s) for s in cfg.elements}
+        elements = allowed & (known or set(store_elements(store)))
+    else:
+        dropped = any(c.dropped.values())
+        elements = set(known) if dropped else set(store_elements(store)) | known
     return [SYMBOLS[z] for z in sorted(elements)], {
         "kind": "finetuned",
         "strategy": c.strategy.name,

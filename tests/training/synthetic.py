@@ -62,12 +62,21 @@ def morse(z: np.ndarray, pos: np.ndarray) -> tuple[float, np.ndarray]:
 
 
 def write_molecule_store(
-    path: Path, n: int = 60, seed: int = 0, name: str = "mols", elements=ELEMENTS
+    path: Path,
+    n: int = 60,
+    seed: int = 0,
+    name: str = "mols",
+    elements=ELEMENTS,
+    fluorinated=(),
 ) -> Path:
+    """``n`` small clusters of ``elements`` with gap and alpha targets; the first atom of the
+    molecules numbered in ``fluorinated`` is made fluorine."""
     rng = np.random.default_rng(seed)
     numbers, positions, gaps, alphas = [], [], [], []
-    for _ in range(n):
+    for i in range(n):
         z, pos = _cluster(rng, int(rng.integers(3, 8)), elements)
+        if i in fluorinated:
+            z[0] = 9
         g, a = molecule_targets(z, pos)
         numbers.append(z)
         positions.append(pos)
