@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from atomcollapse.bench.cells import Cell, RunState, resolve, scan_runs, toml_te
 from atomcollapse.bench.prepare import Inputs, resolve_inputs
 from atomcollapse.bench.runner import Job, Outcome, program
 from atomcollapse.bench.spec import Spec
+from atomcollapse.errors import InputError
 
 LOGS, STATUS = "logs", "status"
 SUMMARY = "bench.json"
@@ -94,6 +96,18 @@ def pending_jobs(plan: Plan) -> list[Job]:
             write_text_atomic(path, toml_text(c.table))
         jobs.append(plan.job(c))
     return jobs
+
+
+def select_jobs(plan: Plan, jobs: list[Job], patterns: list[str]) -> list[Job]:
+    """The ``jobs`` whose cell label (``dataset/split/target/model/strategy/seedN``) matches one
+    of the globs; a glob that matches no cell of the spec is an input error (a typo would
+    otherwise train nothing and say nothing)."""
+    labels = [c.key.label for c in plan.cells]
+    for p in patterns:
+        if not fnmatch.filter(labels, p):
+            raise InputError(f"--only {p!r} matches no cell of the spec; cells are named like "
+                             f"{labels[0] if labels else '-'}")  # fmt: skip
+    return [j for j in jobs if any(fnmatch.fnmatchcase(j.label, p) for p in patterns)]
 
 
 _STYLE = {"done": "green", "resume": "yellow", "new": "cyan", "failed": "red", "blocked": "magenta"}

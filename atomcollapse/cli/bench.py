@@ -30,6 +30,15 @@ def bench(
     collect: Annotated[
         bool, typer.Option("--collect", help="Train nothing: gather finished cells and report.")
     ] = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            help="Train only the cells whose label matches this glob (repeatable), e.g. "
+            "'*/gap/*/seed0' or '*/mft/*'; the others stay for a later run (and the exit "
+            "code is 1 while any is not done). Labels: --dry-run.",
+        ),
+    ] = None,
 ) -> None:
     """Ingest, split, train every cell (skipping finished ones), then report and collapse;
     ends with ``<out>/report.html``, the whole study on one self-contained page."""
@@ -45,6 +54,10 @@ def bench(
         raise InputError(f"--jobs must be at least 1, got {jobs}")
     if dry_run and collect:
         raise InputError("--dry-run and --collect exclude each other")
+    if only and (dry_run or collect):
+        raise InputError(
+            "--only selects cells to train; it does not go with --dry-run or --collect"
+        )
     s = load_spec(spec)
     out = out if out is not None else Path("results") / s.name
     if dry_run:
@@ -56,7 +69,7 @@ def bench(
         if collect:
             _finish(s, out, [], t0)
         else:
-            _run(s, out, jobs or s.run.jobs, launcher, t0)
+            _run(s, out, jobs or s.run.jobs, launcher, t0, only or [])
 
 
 def _dry_run(spec, out: Path) -> None:
@@ -66,10 +79,10 @@ def _dry_run(spec, out: Path) -> None:
     print_plan(plan, console)
 
 
-def _run(spec, out: Path, n_jobs: int, launcher: str, t0: float) -> None:
+def _run(spec, out: Path, n_jobs: int, launcher: str, t0: float, only: list[str]) -> None:
     from collections import Counter
 
-    from atomcollapse.bench.pipeline import make_plan, pending_jobs, summary_line
+    from atomcollapse.bench.pipeline import make_plan, pending_jobs, select_jobs, summary_line
     from atomcollapse.bench.runner import run_local
 
     def say(line: str) -> None:
@@ -78,6 +91,9 @@ def _run(spec, out: Path, n_jobs: int, launcher: str, t0: float) -> None:
     plan = make_plan(spec, out, state.data_root, create=True, say=say)
     say(summary_line(Counter(plan.state(c) for c in plan.cells)))
     jobs = pending_jobs(plan)
+    if only:
+        jobs = select_jobs(plan, jobs, only)
+        say(f"--only: {len(jobs)} of the cells not done match {', '.join(only)}")
     if launcher == "slurm":
         _submit(spec, out, jobs, say, t0)
         return

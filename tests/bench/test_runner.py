@@ -109,3 +109,25 @@ def test_a_dead_start_is_cleared_but_a_run_is_kept(tmp_path):
     (other / "notes.txt").write_text("mine")
     clear_dead_start(other)
     assert (run / "manifest.json").exists() and (other / "notes.txt").exists()
+
+
+def test_only_trains_the_matching_cells_and_a_later_run_the_rest(benv, fake_train, tmp_path,
+                                                                 capsys):  # fmt: skip
+    out = tmp_path / "out"
+    spec = benv.spec(strategies=("finetune", "mft"))
+    argv = [str(spec), "--out", str(out), "--jobs", "1"]
+    # exit 1 as for any study with cells not done; they are listed as such
+    assert bench_main([*argv, "--only", "*/mft/seed1", "--only", "*/finetune/seed1"]) == 1
+    assert sorted(c.split(" threads")[0] for c in _calls(fake_train)) == ["finetune 1", "mft 1"]
+    assert "--only: 2 of the cells not done match" in capsys.readouterr().out
+    assert json.loads((out / "bench.json").read_text())["counts"] == {"done": 2, "new": 2}
+    assert bench_main(argv) == 0  # the rest, and nothing twice
+    assert sorted(c.split(" threads")[0] for c in _calls(fake_train)[2:]) == ["finetune 0", "mft 0"]
+
+
+def test_only_with_a_glob_that_matches_no_cell_is_refused(benv, fake_train, tmp_path, capsys):
+    spec = benv.spec(strategies=("finetune",))
+    assert bench_main([str(spec), "--out", str(tmp_path / "out"), "--only", "*/mtf/*"]) == 2
+    err = capsys.readouterr().err
+    assert "--only '*/mtf/*' matches no cell of the spec" in err and "/finetune/seed0" in err
+    assert _calls(fake_train) == []
