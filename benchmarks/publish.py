@@ -1,0 +1,123 @@
+"""Copy what a finished (or partly finished) ``atomcollapse bench`` folder shows into a folder
+meant for the repository: the reports (md, csv, json, tex), the study-wide figures (PNG and PDF),
+the collapse tables and figures and ``bench.json``; never checkpoints, run folders or samples.
+
+    python benchmarks/publish.py results/evidence-cpu --to results/evidence-cpu-published
+
+Absolute paths in the copied text files are rewritten relative to the repository (``--root``,
+default: the current folder), the bench folder becoming the destination's path and the data root
+``data``; a text file that still holds an absolute path afterwards stops the copy with its name
+and the path (nothing of this machine goes into a commit). The destination is replaced as a
+whole, and only once every file has been checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+#: Report files per model (``report/<model>/``).
+REPORT_FILES = ("report.md", "report.csv", "report.json", "report.tex", "summary.csv",
+                "manifest.json")  # fmt: skip
+#: Figure stems per model (``report/<model>/plots/``), as PNG and PDF.
+FIGURE_GLOBS = ("study", "forgetting", "drift", "curves_*", "mae_*")
+#: Collapse files per (model, dataset, split).
+COLLAPSE_FILES = ("collapse.md", "collapse.csv", "collapse.json", "collapse.tex", "notes.txt",
+                  "manifest.json")  # fmt: skip
+COLLAPSE_FIGURES = ("measures", "tsne_row_atoms", "tsne_row_edges")
+TEXT = {".md", ".csv", ".json", ".tex", ".txt"}
+#: An absolute path: a slash not after a word character, then at least two path segments.
+ABSOLUTE = re.compile(r"(?<![\w.)\]}])/(?:[\w.+-]+/)+[\w.+-]*")
+
+
+def selected(src: Path) -> list[Path]:
+    """The files of ``src`` (a bench output folder) to publish, relative to it."""
+    out = [Path("bench.json")] if (src / "bench.json").is_file() else []
+    for model in sorted(p for p in (src / "report").glob("*") if p.is_dir()):
+        out += [f.relative_to(src) for name in REPORT_FILES if (f := model / name).is_file()]
+        for stem in FIGURE_GLOBS:
+            for ext in (".png", ".pdf"):
+                out += [f.relative_to(src) for f in sorted((model / "plots").glob(stem + ext))]
+    for folder in sorted({p.parent for p in (src / "collapse").rglob("collapse.json")}):
+        out += [f.relative_to(src) for name in COLLAPSE_FILES if (f := folder / name).is_file()]
+        for stem in COLLAPSE_FIGURES:
+            out += [
+                f.relative_to(src)
+                for ext in (".png", ".pdf")
+                if (f := folder / (stem + ext)).is_file()
+            ]
+    return out
+
+
+def relative_text(text: str, replacements: list[tuple[str, str]]) -> str:
+    for old, new in replacements:
+        text = text.replace(old + "/", new + "/" if new else "").replace(old, new or ".")
+    return text
+
+
+def publish(
+    src: Path, dest: Path, root: Path, data_root: Path, ran_in: Path | None = None
+) -> list[Path]:
+    """Copy :func:`selected` files of ``src`` to ``dest``; ``ran_in``: the checkout the bench ran
+    from (default ``root``), whose paths also become relative."""
+    src, root = src.resolve(), root.resolve()
+    ran_in = (ran_in or root).resolve()
+    if not (src / "bench.json").is_file() and not (src / "report").is_dir():
+        raise SystemExit(f"error: {src}: not a bench output folder (no bench.json or report/)")
+    target = dest.resolve()
+    try:
+        dest_rel = str(target.relative_to(root))
+    except ValueError:
+        raise SystemExit(f"error: {dest}: the destination must lie inside --root {root}") from None
+    # longest first, so the bench folder wins over the repository holding it
+    pairs = {str(src): dest_rel, str(data_root.resolve()): "data", str(ran_in): "", str(root): ""}
+    replacements = sorted(pairs.items(), key=lambda r: -len(r[0]))
+    if target == src or src.is_relative_to(target) or (target / "runs").exists():
+        raise SystemExit(f"error: {dest}: holds a bench run (runs/); publish into another folder, "
+                         "the destination is replaced as a whole")  # fmt: skip
+    files = selected(src)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        stage = Path(tmp) / target.name
+        for rel in files:
+            out = stage / rel
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if rel.suffix in TEXT:
+                text = relative_text((src / rel).read_text(), replacements)
+                left = ABSOLUTE.search(text)
+                if left:
+                    raise SystemExit(f"error: {src / rel}: an absolute path is left after "
+                                     f"rewriting ({left.group(0)}); nothing was published")  # fmt: skip
+                out.write_text(text)
+            else:
+                shutil.copyfile(src / rel, out)
+        if target.exists():
+            shutil.rmtree(target)
+        stage.rename(target)
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("src", type=Path, help="bench output folder (--out of atomcollapse bench)")
+    ap.add_argument("--to", type=Path, required=True, help="destination folder (replaced)")
+    ap.add_argument("--root", type=Path, default=Path("."), help="repository root [.]")
+    ap.add_argument("--data-root", type=Path, default=Path("data"), help="data root [data]")
+    ap.add_argument(
+        "--ran-in",
+        type=Path,
+        default=None,
+        help="the checkout the bench ran from, if not --root (a git worktree)",
+    )
+    a = ap.parse_args(argv)
+    files = publish(a.src, a.to, a.root, a.data_root, a.ran_in)
+    size = sum((a.to / f).stat().st_size for f in files)
+    print(f"published {len(files)} files ({size / 2**20:.1f} MiB) to {a.to}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""``benchmarks/publish.py``: a bench folder's reports and figures, made relative, no runs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("publish", ROOT / "benchmarks" / "publish.py")
+assert _spec is not None and _spec.loader is not None
+publish_mod = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(publish_mod)
+
+
+def _bench_folder(repo: Path, data: Path, extra: str = "") -> Path:
+    src = repo / "results" / "bench" / "study"
+    model = src / "report" / "m"
+    (model / "plots").mkdir(parents=True)
+    run = src / "runs" / "qm9" / "finetune-s0"
+    run.mkdir(parents=True)
+    (run / "best.pt").write_bytes(b"weights")
+    (src / "bench.json").write_text(json.dumps(
+        {"spec": {"path": str(repo / "benchmarks" / "s.toml")}, "run_dir": str(run),
+         "data": str(data / "stores" / "qm9")}))  # fmt: skip
+    (model / "report.md").write_text(f"| finetune | 1.0 |\n{run}: left out{extra}\n")
+    (model / "plots" / "study.png").write_bytes(b"\x89PNG")
+    (model / "plots" / "study.svg").write_text("<svg/>")
+    (model / "plots" / "parity_x.png").write_bytes(b"\x89PNG")
+    col = src / "collapse" / "m" / "qm9" / "tail"
+    col.mkdir(parents=True)
+    (col / "collapse.json").write_text("{}")
+    (col / "measures.png").write_bytes(b"\x89PNG")
+    (col / "sample_atoms.csv").write_text("a,b\n")
+    return src
+
+
+def test_publish_copies_reports_and_figures_with_relative_paths(tmp_path):
+    repo, data = tmp_path / "repo", tmp_path / "elsewhere" / "data"
+    src = _bench_folder(repo, data)
+    dest = repo / "results" / "study"
+    files = publish_mod.publish(src, dest, repo, data)
+    got = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    assert got == sorted(map(str, files)) == [
+        "bench.json", "collapse/m/qm9/tail/collapse.json", "collapse/m/qm9/tail/measures.png",
+        "report/m/plots/study.png", "report/m/report.md"]  # fmt: skip
+    bench = json.loads((dest / "bench.json").read_text())
+    assert bench["spec"]["path"] == "benchmarks/s.toml"
+    assert bench["run_dir"] == "results/study/runs/qm9/finetune-s0"
+    assert bench["data"] == "data/stores/qm9"
+    assert str(tmp_path) not in (dest / "report" / "m" / "report.md").read_text()
+
+
+def test_an_absolute_path_left_stops_the_copy_and_writes_nothing(tmp_path):
+    repo, data = tmp_path / "repo", tmp_path / "data"
+    src = _bench_folder(repo, data, extra=" (see /opt/other/place/file.txt)")
+    dest = repo / "results" / "study"
+    with pytest.raises(SystemExit, match=r"report\.md: an absolute path is left.*/opt/other/place/"):
+        publish_mod.publish(src, dest, repo, data)
+    assert not dest.exists()
+
+
+def test_a_folder_holding_a_bench_run_is_never_replaced(tmp_path):
+    repo, data = tmp_path / "repo", tmp_path / "data"
+    src = _bench_folder(repo, data)
+    with pytest.raises(SystemExit, match="holds a bench run"):
+        publish_mod.publish(src, src, repo, data)
+    assert (src / "runs" / "qm9" / "finetune-s0" / "best.pt").is_file()
