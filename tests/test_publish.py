@@ -57,7 +57,9 @@ def test_an_absolute_path_left_stops_the_copy_and_writes_nothing(tmp_path):
     repo, data = tmp_path / "repo", tmp_path / "data"
     src = _bench_folder(repo, data, extra=" (see /opt/other/place/file.txt)")
     dest = repo / "results" / "study"
-    with pytest.raises(SystemExit, match=r"report\.md: an absolute path is left.*/opt/other/place/"):
+    with pytest.raises(
+        SystemExit, match=r"report\.md: an absolute path is left.*/opt/other/place/"
+    ):
         publish_mod.publish(src, dest, repo, data)
     assert not dest.exists()
 
