@@ -14,6 +14,7 @@ whole, and only once every file has been checked.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import sys
@@ -51,6 +52,26 @@ def selected(src: Path) -> list[Path]:
                 if (f := folder / (stem + ext)).is_file()
             ]
     return out
+
+
+def compute(src: Path) -> dict:
+    """Training CPU seconds of the bench's runs (the manifests' ``train_seconds.cpu``: the
+    training loop over resumes, not the evaluation passes after it), in all and per strategy."""
+    by: dict[str, float] = {}
+    n = 0
+    for man in sorted((src / "runs").rglob("manifest.json")):
+        m = json.loads(man.read_text())
+        cpu = (m.get("train_seconds") or {}).get("cpu")
+        if cpu is None or not (man.parent / "metrics.json").is_file():
+            continue  # unfinished runs: their time is not final
+        s = str(m.get("strategy", {}).get("name") if isinstance(m.get("strategy"), dict)
+                else m.get("strategy"))  # fmt: skip
+        by[s] = by.get(s, 0.0) + float(cpu)
+        n += 1
+    total = sum(by.values())
+    return {"finished_runs": n, "train_cpu_seconds": round(total, 1),
+            "train_cpu_hours": round(total / 3600, 2),
+            "by_strategy_cpu_seconds": {k: round(v, 1) for k, v in sorted(by.items())}}  # fmt: skip
 
 
 def relative_text(text: str, replacements: list[tuple[str, str]]) -> str:
@@ -94,6 +115,8 @@ def publish(
                 out.write_text(text)
             else:
                 shutil.copyfile(src / rel, out)
+        (stage / "compute.json").write_text(json.dumps(compute(src), indent=2) + "\n")
+        files.append(Path("compute.json"))
         if target.exists():
             shutil.rmtree(target)
         stage.rename(target)

@@ -22,6 +22,13 @@ def _bench_folder(repo: Path, data: Path, extra: str = "") -> Path:
     run = src / "runs" / "qm9" / "finetune-s0"
     run.mkdir(parents=True)
     (run / "best.pt").write_bytes(b"weights")
+    (run / "manifest.json").write_text(json.dumps(
+        {"strategy": {"name": "finetune"}, "train_seconds": {"wall": 9.0, "cpu": 7200.0}}))  # fmt: skip
+    (run / "metrics.json").write_text("{}")
+    unfinished = src / "runs" / "qm9" / "mft-s0"  # still training: its time is not counted
+    unfinished.mkdir(parents=True)
+    (unfinished / "manifest.json").write_text(json.dumps(
+        {"strategy": {"name": "mft"}, "train_seconds": {"wall": 9.0, "cpu": 50.0}}))  # fmt: skip
     (src / "bench.json").write_text(json.dumps(
         {"spec": {"path": str(repo / "benchmarks" / "s.toml")}, "run_dir": str(run),
          "data": str(data / "stores" / "qm9")}))  # fmt: skip
@@ -45,12 +52,15 @@ def test_publish_copies_reports_and_figures_with_relative_paths(tmp_path):
     got = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
     assert got == sorted(map(str, files)) == [
         "bench.json", "collapse/m/qm9/tail/collapse.json", "collapse/m/qm9/tail/measures.png",
-        "report/m/plots/study.png", "report/m/report.md"]  # fmt: skip
+        "compute.json", "report/m/plots/study.png", "report/m/report.md"]  # fmt: skip
     bench = json.loads((dest / "bench.json").read_text())
     assert bench["spec"]["path"] == "benchmarks/s.toml"
     assert bench["run_dir"] == "results/study/runs/qm9/finetune-s0"
     assert bench["data"] == "data/stores/qm9"
     assert str(tmp_path) not in (dest / "report" / "m" / "report.md").read_text()
+    used = json.loads((dest / "compute.json").read_text())
+    assert used["finished_runs"] == 1 and used["train_cpu_hours"] == 2.0
+    assert used["by_strategy_cpu_seconds"] == {"finetune": 7200.0}
 
 
 def test_an_absolute_path_left_stops_the_copy_and_writes_nothing(tmp_path):
