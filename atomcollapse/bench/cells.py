@@ -22,6 +22,10 @@ from atomcollapse.training.config import from_dict
 
 #: configuration keys that do not change a run's numbers (where it runs, where it is logged)
 IGNORED = ("device", "log")
+#: settings added after finished cells existed (dotted key -> default): left out of a cell's
+#: identity while at their default, so that adding a setting never turns finished cells (whose
+#: config.json predates it) into new ones. A new setting goes here with its default.
+ADDED_SETTINGS: dict[str, Any] = {"elements": []}
 RUNS = "runs"
 CONFIGS = "configs"
 
@@ -134,7 +138,7 @@ def resolve(spec: Spec, inputs: Inputs) -> list[Cell]:
             "split": split.hash,
             "pretrained": m.identity,
             "aux_data": m.ff_hash if uses_ff else None,
-            "config": {k: v for k, v in config.items() if k not in IGNORED},
+            "config": identity_config(config),
         }
         ff = None if m.ff_path is None or m.ff_missing else str(m.ff_path)
         forgetting = ff if m.pretrained_arg is not None else None
@@ -143,6 +147,20 @@ def resolve(spec: Spec, inputs: Inputs) -> list[Cell]:
                           ff_data=ff if uses_ff else None,
                           forgetting_data=forgetting))  # fmt: skip
     return cells
+
+
+def identity_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The part of a resolved run configuration that is a cell's identity: without
+    :data:`IGNORED` keys, nor :data:`ADDED_SETTINGS` at their default."""
+    out = json.loads(json.dumps({k: v for k, v in config.items() if k not in IGNORED}))
+    for dotted, default in ADDED_SETTINGS.items():
+        *parents, leaf = dotted.split(".")
+        node = out
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node and node[leaf] == default:
+            del node[leaf]
+    return out
 
 
 def identity_hash(identity: dict[str, Any]) -> str:
@@ -175,7 +193,7 @@ def run_identities(path: Path) -> list[str]:
         "dataset": get("dataset", "content_hash"),
         "split": get("split", "hash"),
         "aux_data": get("aux_data", "content_hash"),
-        "config": {k: v for k, v in config.items() if k not in IGNORED},
+        "config": identity_config(config),
     }
     forms = []
     pre_hash = get("pretrained", "hash")

@@ -196,3 +196,42 @@ def test_a_tracking_backend_that_is_not_installed_is_refused_at_spec_load(benv, 
     spec.write_text(spec.read_text().replace("batch_size = 8", 'batch_size = 8\nlog = ["wandb"]'))
     with pytest.raises(InputError, match=r"wandb.*not installed"):
         load_spec(spec)
+
+
+#: Every setting in a bench cell's identity (strategy settings aside). A setting added to
+#: TrainConfig changes the resolved config of every cell, which would turn every finished cell
+#: of every study into a new one: register it in ``cells.ADDED_SETTINGS`` with its default, then
+#: add it here.
+IDENTITY_KEYS = [
+    "batch_size", "bf16", "data_seed", "drop_unsupported_elements", "epochs", "eval_batch_size",
+    "eval_every_steps", "eval_seed", "ff_loss.energy_weight", "ff_loss.energy_weight_end",
+    "ff_loss.force_weight", "ff_loss.force_weight_end", "ff_loss.ramp", "head.atom_refs",
+    "head.feature_layer", "head.hidden", "init_seed", "loss_convention", "max_eval", "max_ff",
+    "max_forgetting", "max_train", "model.cutoff", "model.hidden", "model.layers", "model.rbf",
+    "optim.betas", "optim.decay_steps", "optim.grad_clip", "optim.lr", "optim.lr_end",
+    "optim.optimizer", "optim.schedule", "optim.warmup_steps", "optim.weight_decay", "patience",
+    "seed", "state_every_steps", "steps", "strategy", "target", "val_fraction",
+]  # fmt: skip
+
+
+def _keys(d: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in d.items():
+        out += (
+            _keys(v, f"{prefix}{k}.") if isinstance(v, dict) and k != "strategy" else [prefix + k]
+        )
+    return out
+
+
+def test_a_new_setting_at_its_default_leaves_finished_cells_finished():
+    from atomcollapse.bench.cells import ADDED_SETTINGS, identity_config
+    from atomcollapse.training.config import TrainConfig
+
+    config = json.loads(json.dumps(TrainConfig().to_dict()))
+    assert sorted(_keys(identity_config(config))) == sorted(IDENTITY_KEYS), (
+        "a TrainConfig setting was added or removed: see IDENTITY_KEYS"
+    )
+    older = {k: v for k, v in config.items() if k not in ADDED_SETTINGS}  # config.json before
+    assert identity_config(older) == identity_config(config)
+    assert identity_config({**config, "elements": ["H", "C"]}) != identity_config(config)
+    assert identity_config({**config, "device": "cuda", "log": ["csv"]}) == identity_config(config)
