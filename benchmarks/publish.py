@@ -31,8 +31,9 @@ COLLAPSE_FILES = ("collapse.md", "collapse.csv", "collapse.json", "collapse.tex"
                   "manifest.json")  # fmt: skip
 COLLAPSE_FIGURES = ("measures", "tsne_row_atoms", "tsne_row_edges")
 TEXT = {".md", ".csv", ".json", ".tex", ".txt"}
-#: An absolute path: a slash not after a word character, then at least two path segments.
-ABSOLUTE = re.compile(r"(?<![\w.)\]}])/(?:[\w.+-]+/)+[\w.+-]*")
+#: An absolute path: a slash not after a word character, a closing bracket, ``:`` or ``/`` (so
+#: units such as meV/Å and URLs are not paths), then a name and at least one more ``/``.
+ABSOLUTE = re.compile(r"(?<![\w.)\]}:/])/(?:[\w.+-]+/)+[\w.+-]*")
 
 
 def selected(src: Path) -> list[Path]:
@@ -55,17 +56,25 @@ def selected(src: Path) -> list[Path]:
 
 
 def compute(src: Path) -> dict:
-    """Training CPU seconds of the bench's runs (the manifests' ``train_seconds.cpu``: the
-    training loop over resumes, not the evaluation passes after it), in all and per strategy."""
+    """Training CPU seconds of the bench's finished cells (``bench.json``'s done cells; each
+    run manifest's ``train_seconds.cpu``: the training loop over resumes, not the evaluation
+    passes after it), in all and per strategy. Runs no cell of the spec claims (an older
+    configuration's, say) are not counted."""
+    bench = json.loads((src / "bench.json").read_text()) if (src / "bench.json").is_file() else {}
     by: dict[str, float] = {}
     n = 0
-    for man in sorted((src / "runs").rglob("manifest.json")):
+    for cell in bench.get("cells", []):
+        if cell.get("state") != "done" or not cell.get("run_dir"):
+            continue
+        man = _run_path(src, cell["run_dir"]) / "manifest.json"
+        if not man.is_file():
+            continue
         m = json.loads(man.read_text())
         cpu = (m.get("train_seconds") or {}).get("cpu")
-        if cpu is None or not (man.parent / "metrics.json").is_file():
-            continue  # unfinished runs: their time is not final
-        s = str(m.get("strategy", {}).get("name") if isinstance(m.get("strategy"), dict)
-                else m.get("strategy"))  # fmt: skip
+        if cpu is None:
+            continue
+        strategy = m.get("strategy")
+        s = str(strategy.get("name") if isinstance(strategy, dict) else strategy)
         by[s] = by.get(s, 0.0) + float(cpu)
         n += 1
     total = sum(by.values())
@@ -74,9 +83,24 @@ def compute(src: Path) -> dict:
             "by_strategy_cpu_seconds": {k: round(v, 1) for k, v in sorted(by.items())}}  # fmt: skip
 
 
+def _run_path(src: Path, run_dir: str) -> Path:
+    """A bench.json ``run_dir`` (absolute, or relative to the folder holding the bench folder
+    or to the current one) as a path."""
+    p = Path(run_dir)
+    if p.is_absolute():
+        return p
+    for base in (src.parent, src.parent.parent, Path.cwd()):
+        if (base / p).is_dir():
+            return base / p
+    return src / "runs" / p.name
+
+
 def relative_text(text: str, replacements: list[tuple[str, str]]) -> str:
+    """``text`` with each absolute prefix replaced where it is a whole path (followed by ``/``
+    or by a character no path name holds), never inside a longer folder name."""
     for old, new in replacements:
-        text = text.replace(old + "/", new + "/" if new else "").replace(old, new or ".")
+        text = re.sub(re.escape(old) + r"/", (new + "/") if new else "", text)
+        text = re.sub(re.escape(old) + r"(?![\w.+-])", new or ".", text)
     return text
 
 

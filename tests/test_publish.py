@@ -29,10 +29,20 @@ def _bench_folder(repo: Path, data: Path, extra: str = "") -> Path:
     unfinished.mkdir(parents=True)
     (unfinished / "manifest.json").write_text(json.dumps(
         {"strategy": {"name": "mft"}, "train_seconds": {"wall": 9.0, "cpu": 50.0}}))  # fmt: skip
+    stale = src / "runs" / "qm9" / "finetune-s0-older-config"  # finished, claimed by no cell
+    stale.mkdir(parents=True)
+    (stale / "manifest.json").write_text(json.dumps(
+        {"strategy": {"name": "finetune"}, "train_seconds": {"wall": 9.0, "cpu": 999.0}}))  # fmt: skip
+    (stale / "metrics.json").write_text("{}")
     (src / "bench.json").write_text(json.dumps(
         {"spec": {"path": str(repo / "benchmarks" / "s.toml")}, "run_dir": str(run),
-         "data": str(data / "stores" / "qm9")}))  # fmt: skip
-    (model / "report.md").write_text(f"| finetune | 1.0 |\n{run}: left out{extra}\n")
+         "data": str(data / "stores" / "qm9"),
+         "cells": [{"state": "done", "run_dir": str(run)},
+                   {"state": "new", "run_dir": str(src / "runs" / "qm9" / "mft-s0")}]}))  # fmt: skip
+    (model / "report.md").write_text(
+        f"| finetune | 1.0 meV/Å |\n{run}: left out{extra}\n"
+        "see https://doi.org/10.48550/arXiv.2601.08486\n"
+    )
     (model / "plots" / "study.png").write_bytes(b"\x89PNG")
     (model / "plots" / "study.svg").write_text("<svg/>")
     (model / "plots" / "parity_x.png").write_bytes(b"\x89PNG")
@@ -80,3 +90,19 @@ def test_a_folder_holding_a_bench_run_is_never_replaced(tmp_path):
     with pytest.raises(SystemExit, match="holds a bench run"):
         publish_mod.publish(src, src, repo, data)
     assert (src / "runs" / "qm9" / "finetune-s0" / "best.pt").is_file()
+
+
+def test_a_path_is_replaced_only_where_it_is_a_whole_folder():
+    text = "/r/main/a /r/main /r/main-gpu/b /r/main/results/ct/x /r/main/results/ct-ani/y"
+    out = publish_mod.relative_text(text, [("/r/main/results/ct", "results/ct"), ("/r/main", "")])
+    assert out == "a . /r/main-gpu/b results/ct/x results/ct-ani/y"
+    assert publish_mod.ABSOLUTE.search("/r/main-gpu/b").group(0) == "/r/main-gpu/b"
+    for fine in ("1.0 meV/Å", "eV/atom", "(a)/base", "https://doi.org/10.1/x", "1/2"):
+        assert publish_mod.ABSOLUTE.search(fine) is None, fine
+
+
+def test_compute_counts_the_cells_bench_json_claims(tmp_path):
+    repo, data = tmp_path / "repo", tmp_path / "data"
+    src = _bench_folder(repo, data)
+    used = publish_mod.compute(src)
+    assert used["finished_runs"] == 1 and used["train_cpu_seconds"] == 7200.0

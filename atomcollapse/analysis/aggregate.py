@@ -177,7 +177,7 @@ def aggregate(runs: list[RunRecord]) -> Aggregate:
             unseen = sorted({z for r in cell.runs for z in r.unseen_elements})
             if unseen:
                 k = sum(bool(r.unseen_elements) for r in cell.runs)
-                cell.flags.append(f"{', '.join(unseen)} in the test sets but in no training "
+                cell.flags.append(f"{', '.join(unseen)} in val/test sets but in no training "
                                   f"structure ({k} of {cell.n_seeds} seeds)")  # fmt: skip
             cells.append(cell)
     max_seeds = max((c.n_seeds for c in cells), default=0)
@@ -208,6 +208,9 @@ def _forgetting(block: list[Cell]) -> None:
         k = sum(any(m in r.metrics for m in FORGETTING_METRICS) for r in c.runs)
         if 0 < k < c.n_seeds:
             c.flags.append(f"forgetting from {k} of {c.n_seeds} seeds")
+        d = sum("ff_force_drift" in r.metrics for r in c.runs)
+        if 0 < d < k:  # runs from before the drift was measured
+            c.flags.append(f"drift from {d} of {c.n_seeds} seeds")
         if k and len(data) > 1:
             c.flags.append(f"forgetting measured on {len(data)} different force-field sets")
 

@@ -174,9 +174,14 @@ def plot_drift(agg, stem: Path) -> list[Path]:
                     continue
                 ax.bar(k, float(np.mean(vals)), width=0.8, color=strategy_colour(c.strategy))
                 ax.scatter(np.full(len(vals), k), vals, s=6, color="k", zorder=3, lw=0)
-            positive = [b.get_height() for b in ax.patches if b.get_height() > 0]
-            if positive and max(positive) / min(positive) > 20:
-                ax.set_yscale("log")
+            heights = [b.get_height() for b in ax.patches]
+            positive = [h for h in heights if h > 0]
+            if positive and len(positive) == len(heights) and max(positive) / min(positive) > 20:
+                ax.set_yscale("log")  # a zero bar (the probe) keeps the scale linear
+            for b in ax.patches:
+                if b.get_height() == 0:
+                    ax.annotate("0", (b.get_x() + b.get_width() / 2, 0), ha="center",
+                                va="bottom", fontsize=7)  # fmt: skip
             ax.set_xticks(range(len(cells)), [c.strategy for c in cells] if i else [],
                           rotation=35, ha="right", fontsize=7)  # fmt: skip
             ax.set_ylabel(label, fontsize=8)

@@ -18,14 +18,10 @@ from typing import Any
 
 from atomcollapse.bench.prepare import Inputs, SplitInputs
 from atomcollapse.bench.spec import Spec, needs_ff
-from atomcollapse.training.config import from_dict
+from atomcollapse.training.config import ADDED_SETTINGS, from_dict
 
 #: configuration keys that do not change a run's numbers (where it runs, where it is logged)
 IGNORED = ("device", "log")
-#: settings added after finished cells existed (dotted key -> default): left out of a cell's
-#: identity while at their default, so that adding a setting never turns finished cells (whose
-#: config.json predates it) into new ones. A new setting goes here with its default.
-ADDED_SETTINGS: dict[str, Any] = {"elements": []}
 RUNS = "runs"
 CONFIGS = "configs"
 
@@ -151,7 +147,8 @@ def resolve(spec: Spec, inputs: Inputs) -> list[Cell]:
 
 def identity_config(config: dict[str, Any]) -> dict[str, Any]:
     """The part of a resolved run configuration that is a cell's identity: without
-    :data:`IGNORED` keys, nor :data:`ADDED_SETTINGS` at their default."""
+    :data:`IGNORED` keys, nor settings of ``config.ADDED_SETTINGS`` at their default (adding a
+    setting never turns finished cells, whose config.json predates it, into new ones)."""
     out = json.loads(json.dumps({k: v for k, v in config.items() if k not in IGNORED}))
     for dotted, default in ADDED_SETTINGS.items():
         *parents, leaf = dotted.split(".")

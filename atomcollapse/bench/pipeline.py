@@ -104,7 +104,7 @@ def select_jobs(plan: Plan, jobs: list[Job], patterns: list[str]) -> list[Job]:
     otherwise train nothing and say nothing)."""
     labels = [c.key.label for c in plan.cells]
     for p in patterns:
-        if not fnmatch.filter(labels, p):
+        if not any(fnmatch.fnmatchcase(label, p) for label in labels):
             raise InputError(f"--only {p!r} matches no cell of the spec; cells are named like "
                              f"{labels[0] if labels else '-'}")  # fmt: skip
     return [j for j in jobs if any(fnmatch.fnmatchcase(j.label, p) for p in patterns)]

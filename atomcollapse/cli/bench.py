@@ -60,6 +60,12 @@ def bench(
         )
     s = load_spec(spec)
     out = out if out is not None else Path("results") / s.name
+    if (out / "compute.json").is_file() and not (out / "runs").is_dir():
+        raise InputError(
+            "a published study (benchmarks/publish.py), not a bench folder: run into another "
+            "--out (e.g. results/bench/<name>) and publish from there",
+            file=out,
+        )
     if dry_run:
         _dry_run(s, out)
         return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import types
 import typing
 from dataclasses import dataclass, field
@@ -161,6 +162,26 @@ class TrainConfig:
         return out
 
 
+#: Settings added after runs and bench cells already existed (dotted key -> default, as JSON):
+#: a config.json without one holds its default. A new setting goes here with its default, so that
+#: older runs still resume and finished bench cells stay finished.
+ADDED_SETTINGS: dict[str, Any] = {"elements": []}
+
+
+def with_added_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a config dict (``config.json``) with every missing :data:`ADDED_SETTINGS` key
+    at its default."""
+    out = json.loads(json.dumps(config))
+    for dotted, default in ADDED_SETTINGS.items():
+        *parents, leaf = dotted.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {}) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.setdefault(leaf, json.loads(json.dumps(default)))
+    return out
+
+
 def load_config(
     path: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> TrainConfig:
@@ -185,14 +206,23 @@ def load_config(
         node[leaf] = value
     cfg = _build(TrainConfig, data, source, "")
     validate(cfg, source)
-    return cfg
+    return _normalised(cfg)
+
+
+def _normalised(cfg: TrainConfig) -> TrainConfig:
+    """``elements`` in one order (by atomic number, no repeats): the same set, the same run."""
+    from atomcollapse.constants import atomic_number
+
+    if not cfg.elements:
+        return cfg
+    return dataclasses.replace(cfg, elements=tuple(sorted(set(cfg.elements), key=atomic_number)))
 
 
 def from_dict(data: dict[str, Any], source: str = "config") -> TrainConfig:
     """Rebuild a config written by :meth:`TrainConfig.to_dict` (e.g. a run's config.json)."""
     cfg = _build(TrainConfig, data, source, "")
     validate(cfg, source)
-    return cfg
+    return _normalised(cfg)
 
 
 def _build(cls: type, data: dict[str, Any], source: str, prefix: str) -> Any:

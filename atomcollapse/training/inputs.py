@@ -245,9 +245,9 @@ def describe_unseen(symbol: str, where: dict[str, int]) -> str:
     """One line for the log and manifest about an element no training structure holds."""
     counts = ", ".join(f"{n} {p}" for p, n in where.items())
     return (f"warning: element {symbol} is in {counts} structures but in no training structure: "
-            "its per-element reference cannot be fitted and the model never trained on it; "
-            "the setting 'elements' (or more training structures) keeps the test sets to "
-            "elements the training set holds")  # fmt: skip
+            "its per-element reference cannot be fitted and the property task never trained on "
+            "it; the setting 'elements' (or more training structures) keeps the evaluated sets "
+            "to elements the training set holds")  # fmt: skip
 
 
 def forgetting_rows(ff_store: Store, allowed: np.ndarray, cfg: TrainConfig) -> np.ndarray:

@@ -25,7 +25,7 @@ from atomcollapse.errors import InputError
 from atomcollapse.models.checkpoint import save_checkpoint
 from atomcollapse.models.model import AtomisticModel
 from atomcollapse.training import distributed
-from atomcollapse.training.config import TrainConfig
+from atomcollapse.training.config import TrainConfig, with_added_defaults
 from atomcollapse.training.inputs import EVAL_PARTITIONS, Checked, TrainInputs, check_inputs
 from atomcollapse.training.loop import Loop, TaskSpec, want_progress
 from atomcollapse.training.model_setup import (
@@ -91,7 +91,7 @@ def _identity(inp: TrainInputs, cfg: TrainConfig, c: Checked) -> dict[str, Any]:
 
 
 def _check_resume(run: RunDir, cfg: TrainConfig, ident: dict[str, Any]) -> None:
-    old = run.read_json(CONFIG)
+    old = with_added_defaults(run.read_json(CONFIG))  # a run from before a setting existed
     new = cfg.to_dict()
     for key in sorted(set(old) | set(new)):
         if key not in RESUMABLE_CHANGES and old.get(key) != _jsonish(new.get(key)):

@@ -162,3 +162,13 @@ def test_drift_from_the_pretrained_model_in_tables_and_figure(tmp_path):
     assert (
         plot_drift(aggregate(load_runs([forgetting_study(tmp_path / "old")])), tmp_path / "x") == []
     )
+
+
+def test_drift_from_only_some_seeds_is_flagged(tmp_path):
+    for seed, drift in ((0, None), (1, 5.0), (2, 7.0)):  # seed 0 predates the drift
+        ff = make_forgetting(force_after=60.0, force_before=30.0, energy_after=9.0,
+                             energy_before=4.0, force_drift=drift, energy_drift=1.0)  # fmt: skip
+        make_run(tmp_path, strategy="finetune", seed=seed, forgetting=ff)
+    cell = aggregate(load_runs([tmp_path])).cells[0]
+    assert "drift from 2 of 3 seeds" in cell.flags
+    assert cell.stats["ff_force_drift"][0] == pytest.approx(6.0)

@@ -131,3 +131,13 @@ def test_only_with_a_glob_that_matches_no_cell_is_refused(benv, fake_train, tmp_
     err = capsys.readouterr().err
     assert "--only '*/mtf/*' matches no cell of the spec" in err and "/finetune/seed0" in err
     assert _calls(fake_train) == []
+
+
+def test_bench_never_writes_into_a_published_study(benv, fake_train, tmp_path, capsys):
+    out = tmp_path / "published"
+    out.mkdir()
+    (out / "compute.json").write_text("{}")
+    spec = benv.spec(strategies=("finetune",))
+    assert bench_main([str(spec), "--out", str(out)]) == 2
+    assert "a published study" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["compute.json"] and _calls(fake_train) == []

@@ -52,7 +52,7 @@ def test_an_element_no_training_structure_holds_is_warned_and_flagged(fluorine):
         in (run / "train.log").read_text()
     )
     cell = aggregate(load_runs([run])).cells[0]
-    assert "F in the test sets but in no training structure (1 of 1 seeds)" in cell.flags
+    assert "F in val/test sets but in no training structure (1 of 1 seeds)" in cell.flags
 
 
 def test_elements_setting_leaves_out_the_same_structures_from_every_partition(fluorine):
@@ -83,3 +83,27 @@ def test_an_unknown_element_symbol_is_refused_in_one_line(fluorine, capsys):
     err = capsys.readouterr().err.strip()
     assert "'elements'" in err and "'Xx' is not an element symbol" in err
     assert len(err.splitlines()) == 1 and not (root / "bad").exists()
+
+
+def test_a_run_from_before_the_setting_existed_still_resumes(fluorine):
+    root, store, split = fluorine
+    run = _train(root, store, split, "old")
+    config = json.loads((run / "config.json").read_text())
+    del config["elements"]  # as written before the setting existed
+    (run / "config.json").write_text(json.dumps(config))
+    metrics = (run / "metrics.json").read_bytes()
+    _train(root, store, split, "old", "--resume")  # finished: nothing to train, metrics kept
+    assert (run / "metrics.json").read_bytes() == metrics
+    cfg = root / "hc.toml"
+    cfg.write_text('elements = ["H", "C", "N", "O"]\n')
+    argv = ["train", "--data", str(store), "--split", str(split), "--target", "gap",
+            "--strategy", "scratch", "--seed", "0", "--out", str(run), "--steps", "2",
+            "--batch-size", "8", "--device", "cpu", "--no-progress", "--resume",
+            "--config", str(cfg)]  # fmt: skip
+    assert main(argv) == 2  # another element set is another run
+
+
+def test_elements_are_one_set_whatever_the_order():
+    from atomcollapse.training.config import load_config
+
+    assert load_config(None, {"elements": ["O", "H", "C", "H"]}).elements == ("H", "C", "O")
