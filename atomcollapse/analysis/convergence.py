@@ -38,7 +38,7 @@ def convergence(history: Sequence[dict[str, float]], *, last: float = LAST_FRACT
 
 def convergence_rows(runs: Iterable[Any]) -> list[dict[str, Any]]:
     """One row per run (RunRecord-like: dataset, split, target, strategy, seed, unit, history,
-    train_cpu_seconds), sorted by block, strategy and seed."""
+    n_train, train_cpu_seconds), sorted by block, strategy and seed."""
     rows = []
     for r in runs:
         c = convergence(r.history)
@@ -47,6 +47,7 @@ def convergence_rows(runs: Iterable[Any]) -> list[dict[str, Any]]:
         rows.append({"dataset": r.dataset, "split": r.split, "target": r.target,
                      "strategy": r.strategy, "seed": r.seed, "unit": r.unit,
                      "steps": int(max(h["step"] for h in r.history)),
+                     "n_train": getattr(r, "n_train", None),
                      "cpu_seconds": getattr(r, "train_cpu_seconds", math.nan), **c})  # fmt: skip
     return sorted(rows, key=lambda x: (x["dataset"], x["split"], x["target"], x["strategy"],
                                        -1 if x["seed"] is None else x["seed"]))  # fmt: skip

@@ -228,9 +228,10 @@ def render_markdown(agg: Aggregate) -> str:
     if conv:
         out += ["### Convergence (best validation MAE so far at 75% of the steps and at the end; "
                 f"flat = less than {FLAT_PERCENT:g}% better over the last quarter)", ""]  # fmt: skip
-        table(["dataset", "split", "target", "strategy", "seed", "steps", "val at 75%",
-               "val at end", "gain (%)", "flat", "CPU (s)"],
+        table(["dataset", "split", "target", "strategy", "seed", "train n", "steps",
+               "val at 75%", "val at end", "gain (%)", "flat", "CPU (s)"],
               [[r["dataset"], r["split"], r["target"], r["strategy"], str(r["seed"]),
+                "-" if r["n_train"] is None else f"{r['n_train']:,}",
                 str(r["steps"]), f"{_num(r['val_start'])} {r['unit']}",
                 f"{_num(r['val_end'])} {r['unit']}", _num(r["improvement_percent"], 2),
                 "yes" if r["flat"] else "no", _num(r["cpu_seconds"], 5)] for r in conv])  # fmt: skip

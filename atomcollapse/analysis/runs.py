@@ -84,6 +84,9 @@ class RunRecord:
     #: elements of the test sets no training structure held (the manifest's
     #: ``elements_not_in_training``; older runs: empty)
     unseen_elements: tuple[str, ...] = ()
+    #: training structures the run used (after ``max_train`` and any element filter; the
+    #: manifest's ``n_train``; older runs: None)
+    n_train: int | None = None
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -228,6 +231,7 @@ def load_run(path: str | Path) -> RunRecord:
         finished_at=_get(m, "finished_at"),
         train_cpu_seconds=_number(_get(m, "train_seconds.cpu")) or math.nan,
         unseen_elements=_unseen(m.get("elements_not_in_training")),
+        n_train=int(n) if isinstance(n := m.get("n_train"), int) else None,
     )
     _load_metrics(rec, path / METRICS)
     return rec

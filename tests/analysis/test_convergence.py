@@ -41,6 +41,7 @@ def test_report_lists_each_runs_convergence_and_cpu_time(tmp_path):
     make_run(tmp_path, strategy="scratch", seed=0, history=flat)
     m = json.loads((a / "manifest.json").read_text())
     m["train_seconds"] = {"wall": 130.0, "cpu": 120.5}
+    m["n_train"] = 1987  # what the run trained on (after an element filter, say)
     (a / "manifest.json").write_text(json.dumps(m))
     agg = aggregate(load_runs([tmp_path]))
     rows = {r["strategy"]: r for r in report_dict(agg)["convergence"]}
@@ -48,5 +49,7 @@ def test_report_lists_each_runs_convergence_and_cpu_time(tmp_path):
     assert rows["finetune"]["improvement_percent"] == pytest.approx(50.0)  # 20 -> 10 meV
     assert rows["finetune"]["val_end"] == pytest.approx(0.01 * 27211.386, rel=1e-4)  # Ha -> meV
     assert rows["finetune"]["cpu_seconds"] == 120.5
+    assert rows["finetune"]["n_train"] == 1987 and rows["scratch"]["n_train"] is None
     md = render_markdown(agg)
     assert "### Convergence" in md and "Flat by the criterion: 1 of 2 runs." in md
+    assert "| train n |" in md and "| 1,987 |" in md
