@@ -493,7 +493,8 @@ def collapse(
     overwrite: bool = False,
 ) -> pd.DataFrame:
     """``atomcollapse collapse``: embedding collapse of adapted models relative to the
-    pretrained one (Davies-Bouldin ratios, W1, CKA per model and set); the notes are in
+    pretrained one (a checkpoint file or a registered name such as ``"ani1x:0"``;
+    Davies-Bouldin ratios, W1, CKA per model and set); the notes are in
     ``.attrs["notes"]``; with ``out``, the tables, samples and t-SNE figures are written there."""
     from atomcollapse.analysis.pipeline import (
         CollapseSettings,
@@ -508,13 +509,17 @@ def collapse(
     cfg = (settings or CollapseSettings()).validate()
     if out is not None:
         check_replaceable(out, "collapse", overwrite=overwrite)
-    inputs = resolve_inputs(Path(pretrained), [Path(r) for r in runs], data=data,
+    from atomcollapse.models import adapters
+
+    named = isinstance(pretrained, str) and adapters.is_pretrained_name(pretrained)
+    inputs = resolve_inputs(pretrained if named else Path(pretrained), [Path(r) for r in runs],
+                            data=data,
                             split=None if split is None else Path(split), partition=partition,
                             data_root=None if data_root is None else Path(data_root))  # fmt: skip
     with torch_threads(cfg.threads):
         result, sample, notes = run_collapse(inputs, cfg)
     if out is not None:
-        made_from = {"pretrained": str(Path(pretrained).resolve()),
+        made_from = {"pretrained": str(pretrained) if named else str(Path(pretrained).resolve()),
                      "runs": [str(Path(p).resolve()) for p in runs]}  # fmt: skip
         write_collapse(result, sample, Path(out), notes=notes, overwrite=overwrite,
                        inputs=made_from)  # fmt: skip

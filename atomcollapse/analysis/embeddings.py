@@ -33,10 +33,17 @@ class Embeddings:
 
 
 def load_backbone(path: str | Path) -> Backbone:
-    """The backbone of a checkpoint file, or of a run directory's best checkpoint, in eval mode."""
+    """The backbone of a checkpoint file, of a run directory's best checkpoint, or of a
+    registered model given by name (a ``str`` such as ``ani1x:0``), in eval mode."""
     from atomcollapse.analysis.runs import BEST_CHECKPOINT, is_run_dir
+    from atomcollapse.models import adapters
     from atomcollapse.models.checkpoint import load_checkpoint
 
+    if isinstance(path, str) and adapters.is_pretrained_name(path):
+        from atomcollapse.training.model_setup import load_pretrained
+
+        pretrained, _, _ = load_pretrained(path)
+        return cast("Backbone", pretrained.backbone).eval()
     p = Path(path)
     if p.is_dir():
         if not is_run_dir(p):

@@ -29,12 +29,12 @@ class CollapseInputs:
 
     store: object
     rows: np.ndarray | None
-    models: dict[str, Path]  # display name -> checkpoint file or run directory
+    models: dict[str, Path | str]  # display name -> checkpoint file, run dir or registered name
     notes: list[str]
 
 
 def resolve_inputs(
-    pretrained: Path,
+    pretrained: Path | str,
     run_paths: list[Path],
     *,
     data: str | None,
@@ -46,17 +46,25 @@ def resolve_inputs(
     from atomcollapse.analysis.runs import find_runs, load_run
     from atomcollapse.artifacts import sha256_file
     from atomcollapse.data.store import open_store
+    from atomcollapse.models import adapters
     from atomcollapse.splits.artifact import load_split
 
-    if not Path(pretrained).is_file():
-        raise not_a_file(pretrained, "pretrained checkpoint file")
-    pre_hash = sha256_file(pretrained)
+    named = adapters.is_pretrained_name(str(pretrained))
+    if named:  # a registered model (ani1x:0, so3lr, ...): its hash is the sha256 of its weights
+        from atomcollapse.training.model_setup import load_pretrained
+
+        _, _, pre_hash = load_pretrained(str(pretrained))
+    else:
+        if not Path(pretrained).is_file():
+            raise not_a_file(pretrained, "pretrained checkpoint file or registered model name")
+        pre_hash = sha256_file(pretrained)
     runs = [load_run(p) for p in find_runs(run_paths)] if run_paths else []
     notes: list[str] = []
     for r in runs:
         if r.pretrained_hash and r.pretrained_hash != pre_hash:
             raise InputError(f"run was adapted from checkpoint {r.pretrained_hash[:12]}, not from "
-                             f"{Path(pretrained).name} ({pre_hash[:12]})", file=r.path)  # fmt: skip
+                             f"{pretrained if named else Path(pretrained).name} "
+                             f"({pre_hash[:12]})", file=r.path)  # fmt: skip
         if not r.best_checkpoint.is_file():
             raise InputError(f"run has no {r.best_checkpoint.name} (unfinished?)", file=r.path)
     hashes = {r.dataset_hash for r in runs if r.dataset_hash}
@@ -84,7 +92,7 @@ def resolve_inputs(
         )
     else:
         notes.append(f"atoms sampled from all {len(store):,} structures of {store.name}")
-    models: dict[str, Path] = {"pretrained": Path(pretrained)}
+    models: dict[str, Path | str] = {"pretrained": str(pretrained) if named else Path(pretrained)}
     for r in sorted(runs, key=lambda r: (strategy_rank(r.strategy), r.seed or 0, str(r.path))):
         label = f"{r.strategy} s{r.seed}" if r.seed is not None else r.strategy
         if label in models:

@@ -94,15 +94,13 @@ def run_collapse_analysis(plan: Plan, console: Console) -> tuple[list[Path], lis
     written, problems = [], []
     for key, runs in collapse_groups(plan).items():
         model, dataset, split, target = key
-        checkpoint = models[model].checkpoint
-        if checkpoint is None:
-            console.print(f"collapse {model}: skipped (compares checkpoint files; {model} is "
-                          "a named adapter)", highlight=False)  # fmt: skip
+        pretrained = models[model].pretrained_arg  # a checkpoint file or a registered name
+        if pretrained is None:
             continue
         cell = cells[key]
         out = plan.out / COLLAPSE / model / dataset / f"{split}-{target}"
         try:
-            inputs = resolve_inputs(checkpoint, runs, data=cell.store, split=cell.split_path,
+            inputs = resolve_inputs(pretrained, runs, data=cell.store, split=cell.split_path,
                                     partition=cs.partition,
                                     data_root=None if plan.root is None else Path(plan.root))  # fmt: skip
             result, sample, notes = run_collapse(inputs, settings)

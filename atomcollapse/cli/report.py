@@ -71,7 +71,12 @@ def report(
 
 def collapse(
     pretrained: Annotated[
-        Path, typer.Option("--pretrained", help="The pretrained checkpoint the runs started from.")
+        str,
+        typer.Option(
+            "--pretrained",
+            help="The pretrained checkpoint the runs started from, or its registered name "
+            "(ani1x:0, so3lr, ...: atomcollapse models).",
+        ),
     ],
     run_dirs: Annotated[
         list[Path] | None, typer.Argument(help="Run directories (or folders of runs) to compare.")
@@ -141,7 +146,10 @@ def collapse(
     with torch_threads(threads):
         result, sample, notes = run_collapse(inputs, cfg)
     if out is not None:
-        made_from = {"pretrained": str(pretrained.resolve()),
+        from atomcollapse.models import adapters
+
+        named = adapters.is_pretrained_name(pretrained)
+        made_from = {"pretrained": pretrained if named else str(Path(pretrained).resolve()),
                      "runs": [str(p.resolve()) for p in run_dirs or []]}  # fmt: skip
         write_collapse(result, sample, out, notes=notes, overwrite=overwrite, inputs=made_from)
     if fmt == "table":

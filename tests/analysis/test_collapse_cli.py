@@ -95,3 +95,27 @@ def test_collapse_bad_input(study, capsys, case):
     err = capsys.readouterr().err
     assert err.startswith("error:") and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_collapse_takes_a_registered_model_by_name(tmp_path, capsys):
+    """``--pretrained ani1x:0`` (as a bench spec's ``adapter``): the model from the installed
+    package, its weights' hash checked against the runs'."""
+    import importlib.util
+
+    if importlib.util.find_spec("torchani") is None:  # plain import fails on new setuptools
+        pytest.skip("the 'ani' extra (torchani) is not installed")
+    from atomcollapse.training.model_setup import load_pretrained
+    from tests.training.synthetic import write_molecule_store
+
+    store = write_molecule_store(tmp_path / "hcno", n=12)  # H, C, N, O only: ANI-1x's elements
+    base = ["collapse", "--pretrained", "ani1x:0", "--data", str(store), "--max-per-class", "3",
+            "--no-tsne", "--threads", "1", "--format", "json"]  # fmt: skip
+    assert main(base) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert {r["model"] for r in rows} == {"pretrained"}
+    assert all(r["cka"] == pytest.approx(1.0) for r in rows)
+    _, _, digest = load_pretrained("ani1x:0")
+    other = make_run(tmp_path / "runs", strategy="finetune", seed=0, pretrained_hash="e" * 64)
+    assert main([*base, str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "not from ani1x:0" in err and digest[:12] in err
