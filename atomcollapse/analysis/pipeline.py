@@ -50,10 +50,12 @@ def resolve_inputs(
     from atomcollapse.splits.artifact import load_split
 
     named = adapters.is_pretrained_name(str(pretrained))
+    known: list = []  # the model's element set, where it declares one
     if named:  # a registered model (ani1x:0, so3lr, ...): its hash is the sha256 of its weights
         from atomcollapse.training.model_setup import load_pretrained
 
-        _, _, pre_hash = load_pretrained(str(pretrained))
+        _, meta, pre_hash = load_pretrained(str(pretrained))
+        known = list(meta.get("elements") or [])
     else:
         if not Path(pretrained).is_file():
             raise not_a_file(pretrained, "pretrained checkpoint file or registered model name")
@@ -92,6 +94,18 @@ def resolve_inputs(
         )
     else:
         notes.append(f"atoms sampled from all {len(store):,} structures of {store.name}")
+    if known:  # a model of a fixed element set (ANI-1x: H, C, N, O) cannot embed the others
+        from atomcollapse.models.adapters import rows_with_elements
+        from atomcollapse.training.model_setup import element_numbers
+
+        every = np.arange(len(store)) if rows is None else rows
+        rows, n = rows_with_elements(store.numbers, store.offsets, every, element_numbers(known))
+        if n:
+            notes.append(f"left out {n:,} of {len(every):,} structures with elements outside "
+                         f"{pretrained}'s set ({', '.join(map(str, known))})")  # fmt: skip
+        if not len(rows):
+            raise InputError(f"no structure holds only elements of {pretrained} "
+                             f"({', '.join(map(str, known))})", file=store.path)  # fmt: skip
     models: dict[str, Path | str] = {"pretrained": str(pretrained) if named else Path(pretrained)}
     for r in sorted(runs, key=lambda r: (strategy_rank(r.strategy), r.seed or 0, str(r.path))):
         label = f"{r.strategy} s{r.seed}" if r.seed is not None else r.strategy

@@ -107,10 +107,13 @@ def test_collapse_takes_a_registered_model_by_name(tmp_path, capsys):
     from atomcollapse.training.model_setup import load_pretrained
     from tests.training.synthetic import write_molecule_store
 
-    store = write_molecule_store(tmp_path / "hcno", n=12)  # H, C, N, O only: ANI-1x's elements
+    # fluorine in two molecules: ANI-1x knows H, C, N, O, so they are left out, with a note
+    store = write_molecule_store(tmp_path / "mols", n=12, fluorinated={0, 1})
     base = ["collapse", "--pretrained", "ani1x:0", "--data", str(store), "--max-per-class", "3",
             "--no-tsne", "--threads", "1", "--format", "json"]  # fmt: skip
-    assert main(base) == 0
+    assert main([*base, "--out", str(tmp_path / "out")]) == 0
+    notes = (tmp_path / "out" / "notes.txt").read_text()
+    assert "left out 2 of 12 structures with elements outside ani1x:0's set (H, C, N, O)" in notes
     rows = json.loads(capsys.readouterr().out)["rows"]
     assert {r["model"] for r in rows} == {"pretrained"}
     assert all(r["cka"] == pytest.approx(1.0) for r in rows)
