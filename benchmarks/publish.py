@@ -36,6 +36,17 @@ TEXT = {".md", ".csv", ".json", ".tex", ".txt"}
 ABSOLUTE = re.compile(r"(?<![\w.)\]}:/])/(?:[\w.+-]+/)+[\w.+-]*")
 
 
+class PublishError(SystemExit):
+    """Bad input: one line on stderr (from :func:`main`), exit code 2, nothing published."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def selected(src: Path) -> list[Path]:
     """The files of ``src`` (a bench output folder) to publish, relative to it."""
     out = [Path("bench.json")] if (src / "bench.json").is_file() else []
@@ -112,17 +123,19 @@ def publish(
     src, root = src.resolve(), root.resolve()
     ran_in = (ran_in or root).resolve()
     if not (src / "bench.json").is_file() and not (src / "report").is_dir():
-        raise SystemExit(f"error: {src}: not a bench output folder (no bench.json or report/)")
+        raise PublishError(f"error: {src}: not a bench output folder (no bench.json or report/)")
     target = dest.resolve()
     try:
         dest_rel = str(target.relative_to(root))
     except ValueError:
-        raise SystemExit(f"error: {dest}: the destination must lie inside --root {root}") from None
+        raise PublishError(
+            f"error: {dest}: the destination must lie inside --root {root}"
+        ) from None
     # longest first, so the bench folder wins over the repository holding it
     pairs = {str(src): dest_rel, str(data_root.resolve()): "data", str(ran_in): "", str(root): ""}
     replacements = sorted(pairs.items(), key=lambda r: -len(r[0]))
     if target == src or src.is_relative_to(target) or (target / "runs").exists():
-        raise SystemExit(f"error: {dest}: holds a bench run (runs/); publish into another folder, "
+        raise PublishError(f"error: {dest}: holds a bench run (runs/); publish into another folder, "
                          "the destination is replaced as a whole")  # fmt: skip
     files = selected(src)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
@@ -134,7 +147,7 @@ def publish(
                 text = relative_text((src / rel).read_text(), replacements)
                 left = ABSOLUTE.search(text)
                 if left:
-                    raise SystemExit(f"error: {src / rel}: an absolute path is left after "
+                    raise PublishError(f"error: {src / rel}: an absolute path is left after "
                                      f"rewriting ({left.group(0)}); nothing was published")  # fmt: skip
                 out.write_text(text)
             else:
@@ -160,7 +173,11 @@ def main(argv: list[str] | None = None) -> int:
         help="the checkout the bench ran from, if not --root (a git worktree)",
     )
     a = ap.parse_args(argv)
-    files = publish(a.src, a.to, a.root, a.data_root, a.ran_in)
+    try:
+        files = publish(a.src, a.to, a.root, a.data_root, a.ran_in)
+    except PublishError as e:
+        print(e.message, file=sys.stderr)
+        return 2
     size = sum((a.to / f).stat().st_size for f in files)
     print(f"published {len(files)} files ({size / 2**20:.1f} MiB) to {a.to}")
     return 0

@@ -106,3 +106,12 @@ def test_compute_counts_the_cells_bench_json_claims(tmp_path):
     src = _bench_folder(repo, data)
     used = publish_mod.compute(src)
     assert used["finished_runs"] == 1 and used["train_cpu_seconds"] == 7200.0
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    code = publish_mod.main([str(tmp_path / "empty"), "--to", str(tmp_path / "out"),
+                             "--root", str(tmp_path)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "not a bench output folder" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
