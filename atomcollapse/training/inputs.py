@@ -10,7 +10,6 @@ are left out, so an adapter's rows are a subset of a native model's rows.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,7 +163,8 @@ def check_inputs(inp: TrainInputs, cfg: TrainConfig) -> Checked:
     dropped: dict[str, int] = {}
     notes: list[str] = []
     if cfg.elements:
-        rows, dropped, notes = _restrict_elements(store, rows, cfg.elements)
+        known = [atomic_number(s) for s in cfg.elements]
+        rows, dropped, notes = _keep_elements(store, rows, known, "the setting 'elements'")
         _need_train_and_val(rows, "elements outside the setting 'elements'", inp.split)
     if inp.pretrained is not None:
         pretrained = Pretrained(*load_pretrained(inp.pretrained))
@@ -199,19 +199,17 @@ def _need_train_and_val(rows: dict[str, np.ndarray], why: str, split_file) -> No
             raise InputError(f"no {p} structures left after leaving out {why}", file=split_file)
 
 
-def _restrict_elements(
-    store: Store, rows: dict[str, np.ndarray], symbols: Sequence[str]
+def _keep_elements(
+    store: Store, rows: dict[str, np.ndarray], known, whose: str = "the pretrained model's set"
 ) -> tuple[dict[str, np.ndarray], dict[str, int], list[str]]:
-    """``rows`` without the structures that hold an element outside ``symbols``."""
-    known = sorted(atomic_number(s) for s in symbols)
+    """``rows`` without the structures that hold an element outside ``known`` (atomic numbers),
+    the number left out per partition, and a line for each partition that lost some."""
     kept, dropped, notes = {}, {}, []
     for p, r in rows.items():
         kept[p], n = rows_with_elements(store.numbers, store.offsets, r, known)
         dropped[p] = n
         if n:
-            names = ", ".join(SYMBOLS[z] for z in known)
-            notes.append(f"left out {n} of {len(r)} {p} structures with elements outside the "
-                         f"setting 'elements' ({names})")  # fmt: skip
+            notes.append(describe_drop(n, len(r), known, p, whose))
     return kept, dropped, notes
 
 
@@ -306,13 +304,7 @@ def _supported(
         used = np.unique(np.concatenate(list(rows.values())))
         check_elements(store, used, pre.meta, name)
         return rows, {}, []
-    kept, dropped, notes = {}, {}, []
-    for p, r in rows.items():
-        kept[p], n = rows_with_elements(store.numbers, store.offsets, r, known)
-        dropped[p] = n
-        if n:
-            notes.append(describe_drop(n, len(r), known, p))
-    return kept, dropped, notes
+    return _keep_elements(store, rows, known)
 
 
 def _check_periodic(store: Store, rows: dict[str, np.ndarray], pre: Pretrained, name: str) -> None:

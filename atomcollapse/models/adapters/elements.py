@@ -64,11 +64,11 @@ def rows_with_elements(
     return rows[~bad_rows], int(bad_rows.sum())
 
 
-def describe_drop(n_dropped: int, n_rows: int, elements: Iterable[int], what: str) -> str:
+def describe_drop(
+    n_dropped: int, n_rows: int, elements: Iterable[int], what: str,
+    whose: str = "the pretrained model's set",
+) -> str:  # fmt: skip
     """One line for logs and manifests: how many ``what`` structures were left out and why."""
     zs = sorted(int(z) for z in elements)
     names = ", ".join(SYMBOLS[z] for z in zs) if len(zs) <= 12 else f"{len(zs)} elements"
-    return (
-        f"left out {n_dropped} of {n_rows} {what} structures with elements outside the "
-        f"pretrained model's set ({names})"
-    )
+    return f"left out {n_dropped} of {n_rows} {what} structures with elements outside {whose} ({names})"
