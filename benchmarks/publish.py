@@ -67,13 +67,15 @@ def selected(src: Path) -> list[Path]:
 
 
 def compute(src: Path) -> dict:
-    """Training CPU seconds of the bench's finished cells (``bench.json``'s done cells; each
-    run manifest's ``train_seconds.cpu``: the training loop over resumes, not the evaluation
-    passes after it), in all and per strategy. Runs no cell of the spec claims (an older
-    configuration's, say) are not counted."""
+    """Training seconds of the bench's finished cells (``bench.json``'s done cells; each run
+    manifest's ``train_seconds``: the training loop over resumes, not the evaluation passes
+    after it): CPU seconds in all and per strategy, and the wall-clock seconds of the same
+    loops summed over cells (they depend on how loaded the machine was and count cells that
+    ran side by side twice). Runs no cell of the spec claims (an older configuration's, say)
+    are not counted."""
     bench = json.loads((src / "bench.json").read_text()) if (src / "bench.json").is_file() else {}
     by: dict[str, float] = {}
-    n = 0
+    n, wall = 0, 0.0
     for cell in bench.get("cells", []):
         if cell.get("state") != "done" or not cell.get("run_dir"):
             continue
@@ -87,10 +89,12 @@ def compute(src: Path) -> dict:
         strategy = m.get("strategy")
         s = str(strategy.get("name") if isinstance(strategy, dict) else strategy)
         by[s] = by.get(s, 0.0) + float(cpu)
+        wall += float((m.get("train_seconds") or {}).get("wall") or 0.0)
         n += 1
     total = sum(by.values())
     return {"finished_runs": n, "train_cpu_seconds": round(total, 1),
             "train_cpu_hours": round(total / 3600, 2),
+            "train_wall_seconds_summed_over_cells": round(wall, 1),
             "by_strategy_cpu_seconds": {k: round(v, 1) for k, v in sorted(by.items())}}  # fmt: skip
 
 

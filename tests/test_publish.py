@@ -106,6 +106,7 @@ def test_compute_counts_the_cells_bench_json_claims(tmp_path):
     src = _bench_folder(repo, data)
     used = publish_mod.compute(src)
     assert used["finished_runs"] == 1 and used["train_cpu_seconds"] == 7200.0
+    assert used["train_wall_seconds_summed_over_cells"] == 9.0  # the unfinished run's 9 s left out
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
