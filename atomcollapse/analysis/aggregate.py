@@ -23,9 +23,12 @@ from atomcollapse.analysis.runs import FORGETTING_METRICS, RunRecord
 BASELINES = ("scratch", "finetune")
 METRICS = ("id_mae", "ood_mae", "id_rmse", "ood_rmse", "val_mae")
 GAIN_COLUMNS = tuple(f"gain_{p}_vs_{b}" for b in BASELINES for p in ("id", "ood"))
-#: A block's best value in a column is marked only when the 95% t interval over its seeds
-#: excludes the runner-up's value (so never with a single seed).
-BEST_CONFIDENCE = 0.95
+#: Confidence of every interval over seeds: each cell's MAE interval, and the test for "best"
+#: (a block's best value in a column is marked only when this t interval over its seeds
+#: excludes the runner-up's value, so never with a single seed).
+CONFIDENCE = 0.95
+#: Metrics whose per-cell interval over seeds the report prints.
+INTERVAL_METRICS = ("id_mae", "ood_mae")
 #: Column -> True when lower is better (for marking the best value of a block).
 LOWER_IS_BETTER = {
     "id_mae": True,
@@ -48,6 +51,7 @@ class Cell:
     runs: list[RunRecord] = field(default_factory=list)
     excluded: list[tuple[RunRecord, str]] = field(default_factory=list)
     stats: dict[str, tuple[float, float]] = field(default_factory=dict)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # CONFIDENCE, t
     values: dict[str, float] = field(default_factory=dict)  # ood_id_ratio and gain columns
     flags: list[str] = field(default_factory=list)
     best: set[str] = field(default_factory=set)
@@ -133,7 +137,8 @@ def _majority_flags(runs: list[RunRecord], attr: str, what: str) -> dict[int, st
 
 
 def aggregate(runs: list[RunRecord]) -> Aggregate:
-    """Cells with mean/std over seeds, OOD/ID ratio, gains vs scratch and finetune, best marks."""
+    """Cells with mean/std and t intervals over seeds, OOD/ID ratio, gains vs scratch and
+    finetune, best marks."""
     by_block: dict[tuple[str, str, str], list[RunRecord]] = defaultdict(list)
     for r in runs:
         by_block[(r.dataset, r.split, r.target)].append(r)
@@ -172,6 +177,8 @@ def aggregate(runs: list[RunRecord]) -> Aggregate:
             cell.unit = next(iter(units)) if len(units) == 1 else "/".join(sorted(units))
             for m in METRICS:
                 cell.stats[m] = mean_std([r.metric(m) for r in cell.runs])
+            for m in INTERVAL_METRICS:
+                cell.intervals[m] = t_interval([r.metric(m) for r in cell.runs], CONFIDENCE)
             if cell.excluded:
                 cell.flags.append(f"{len(cell.excluded)} run(s) left out")
             unseen = sorted({z for r in cell.runs for z in r.unseen_elements})
@@ -234,7 +241,7 @@ def _derive(block: list[Cell], max_seeds: int) -> None:
         if len(vals) < 2 or vals[0][0] == vals[1][0]:
             continue
         (_, best), (runner_up, _) = vals[0], vals[1]
-        low, high = t_interval(_per_seed(best, col, base), BEST_CONFIDENCE)
+        low, high = t_interval(_per_seed(best, col, base), CONFIDENCE)
         if (high < runner_up) if lower else (low > runner_up):
             best.best.add(col)
 

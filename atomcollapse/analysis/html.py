@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from atomcollapse.analysis.aggregate import Aggregate, Cell, has_forgetting
-from atomcollapse.analysis.metrics import t_interval
 from atomcollapse.analysis.plots import slug
 from atomcollapse.analysis.report import (
     CAPTION,
@@ -45,7 +44,6 @@ from atomcollapse.analysis.report import (
 from atomcollapse.analysis.runs import RunRecord
 
 TEMPLATE = "report.html.j2"
-CONFIDENCE = 0.95
 #: Figure-file prefix (see :func:`~atomcollapse.analysis.plots.report_plots`) -> caption.
 FIGURE_KINDS = {
     "mae": "MAE per strategy (mean ± std over seeds)",
@@ -170,33 +168,16 @@ def _finite(x: float | None) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
 
 
-def _ci_text(low: float, high: float) -> str:
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return "-"
-    return f"[{_pm(low, math.nan)}, {_pm(high, math.nan)}]"
-
-
 def cell_table(cells: list[Cell], page_dir: Path) -> Table:
-    """A block's table: the report's columns, a 95% t-interval after each MAE, run links."""
+    """A block's table: the report's columns (a t interval after each MAE), run links."""
     unit = cells[0].unit
     forgetting = has_forgetting(cells)
     columns = block_columns(unit, forgetting=forgetting, drift=has_drift(cells))
-    headers: list[str] = []
-    for key, head in columns:
-        if key == "id_mae":
-            head = f"ID MAE, the ID ceiling ({unit})"
-        headers.append(head)
-        if key in ("id_mae", "ood_mae"):
-            headers.append(f"{int(CONFIDENCE * 100)}% CI ({unit})")
-    headers.append("runs")
+    headers = [f"ID MAE, the ID ceiling ({unit})" if key == "id_mae" else head
+               for key, head in columns] + ["runs"]  # fmt: skip
     rows = []
     for c in cells:
-        row: list[TableCell] = []
-        for key, _ in columns:
-            row.append(_cell(c, key))
-            if key in ("id_mae", "ood_mae"):
-                low, high = t_interval([r.metric(key) for r in c.runs], CONFIDENCE)
-                row.append(TableCell(_ci_text(low, high), _finite(low)))
+        row: list[TableCell] = [_cell(c, key) for key, _ in columns]
         links = tuple((f"seed {r.seed}", _link(r.path, page_dir)) for r in c.runs)
         row.append(TableCell("", len(links), links=links))
         rows.append(row)
@@ -210,8 +191,6 @@ def cell_table(cells: list[Cell], page_dir: Path) -> Table:
                 f"{_pm(*ceiling.stats['id_mae'])} {unit} ({ceiling.strategy}); OOD/ID says how far "
                 "each strategy's OOD error is above its own ID error.")  # fmt: skip
     caption = CAPTION + (f"; {FF_CAPTION}" if forgetting else "")
-    caption += (f"; CI = two-sided {int(CONFIDENCE * 100)}% Student-t interval of the mean over "
-                "seeds")  # fmt: skip
     title = f"{block[0]} · split {block[1]} · {block[2]} [{unit}]"
     return Table(title, headers, rows, caption, note)
 
@@ -224,6 +203,8 @@ def _cell(c: Cell, key: str) -> TableCell:
         return TableCell(text, c.n_seeds)
     if key in FF_COLUMNS:
         return TableCell(text, _finite(c.mean(f"{key}_after")), f"{key}_after" in c.best)
+    if key.endswith("_ci"):
+        return TableCell(text, _finite(c.intervals.get(key[: -len("_ci")], (math.nan,))[0]))
     return TableCell(text, _finite(c.value(key)), key in c.best)
 
 

@@ -16,7 +16,9 @@ from typing import Any
 import pandas as pd
 
 from atomcollapse.analysis.aggregate import (
+    CONFIDENCE,
     GAIN_COLUMNS,
+    INTERVAL_METRICS,
     Aggregate,
     Cell,
     SummaryRow,
@@ -33,8 +35,9 @@ _GAIN_TITLES = {
     "gain_ood_vs_finetune": "OOD gain vs finetune",
 }
 CAPTION = (
-    "mean ± std over seeds (n = seeds averaged); bold: a column's best value, only where its "
-    "95% t interval over seeds excludes the runner-up's value; "
+    f"mean ± std over seeds (n = seeds averaged); {CONFIDENCE:.0%} CI = two-sided Student-t "
+    "interval of the mean over seeds (- with one seed); bold: a column's best value, only where "
+    f"its {CONFIDENCE:.0%} t interval over seeds excludes the runner-up's value; "
     "gain = 100·(base − method)/base, positive = lower error than the base"
 )
 FF_CAPTION = (
@@ -67,9 +70,22 @@ def _pm(mean: float, std: float) -> str:
     """``mean ± std`` with four significant digits of the mean and the same decimals for std."""
     if mean is None or not math.isfinite(mean):
         return "-"
-    decimals = 3 if mean == 0 else min(6, max(0, 3 - math.floor(math.log10(abs(mean)))))
+    decimals = _decimals(mean)
     text = f"{mean:.{decimals}f}"
     return text if std is None or not math.isfinite(std) else f"{text} ± {std:.{decimals}f}"
+
+
+def _decimals(x: float) -> int:
+    """Decimals that give four significant digits (at most 6, none above 1,000)."""
+    return 3 if x == 0 else min(6, max(0, 3 - math.floor(math.log10(abs(x)))))
+
+
+def ci_text(low: float, high: float) -> str:
+    """``[low, high]``, both with the decimals of the larger bound; ``-`` without an interval."""
+    if low is None or not (math.isfinite(low) and math.isfinite(high)):
+        return "-"
+    d = _decimals(max(abs(low), abs(high)))
+    return f"[{low:.{d}f}, {high:.{d}f}]"
 
 
 def _value(key: str, x: float) -> str:
@@ -92,7 +108,9 @@ def block_columns(
         ("strategy", "strategy"),
         ("n", "n"),
         ("id_mae", f"ID MAE ({unit})"),
+        ("id_mae_ci", f"ID {CONFIDENCE:.0%} CI ({unit})"),
         ("ood_mae", f"OOD MAE ({unit})"),
+        ("ood_mae_ci", f"OOD {CONFIDENCE:.0%} CI ({unit})"),
         ("ood_id_ratio", "OOD/ID (×)"),
         *((g, f"{_GAIN_TITLES[g]} (%)") for g in GAIN_COLUMNS),
         *(FF_COLUMNS.items() if forgetting else ()),
@@ -140,6 +158,8 @@ def _cell_text(c: Cell, key: str, bold: tuple[str, str]) -> str:
         return "-" if after == before == "-" else f"{after} / {before}"
     if key in DRIFT_COLUMNS:
         return _pm(*c.stats.get(key, (math.nan, math.nan)))
+    if key.endswith("_ci"):
+        return ci_text(*c.intervals.get(key[: -len("_ci")], (math.nan, math.nan)))
     text = _pm(*c.stats[key]) if key in ("id_mae", "ood_mae") else _value(key, c.value(key))
     return f"{bold[0]}{text}{bold[1]}" if key in c.best else text
 
@@ -167,13 +187,15 @@ def render_rich(agg: Aggregate, console) -> None:
     from rich.table import Table
 
     for block, cells in agg.blocks().items():
-        cols = _block_columns(cells)
+        # a terminal is too narrow for the intervals too: they are in every file format
+        cols = [(k, h) for k, h in _block_columns(cells) if not k.endswith("_ci")]
         t = Table(*(h for _, h in cols), title=_title(block, cells[0].unit))
         for c in cells:
             t.add_row(*(_cell_text(c, k, ("[bold green]", "[/]")) for k, _ in cols))
         t.caption = (
-            "mean ± std over seeds; bold: best per column where its 95% interval excludes the "
-            "runner-up; gain = 100·(base − method)/base"
+            "mean ± std over seeds (95% t intervals: in the md, csv, json, LaTeX and HTML "
+            "reports); bold: best per column where its 95% interval excludes the runner-up; "
+            "gain = 100·(base − method)/base"
         )
         if has_forgetting(cells):
             t.caption += f"; {FF_CAPTION}"
@@ -271,6 +293,8 @@ def _cell_rows(agg: Aggregate) -> list[dict[str, Any]]:
         for m, (mean, std) in c.stats.items():
             if m not in FORGETTING_METRICS:
                 row[f"{m}_mean"], row[f"{m}_std"] = mean, std
+        for m in INTERVAL_METRICS:
+            row[f"{m}_ci_low"], row[f"{m}_ci_high"] = c.intervals[m]
         row["ood_id_ratio"] = c.values["ood_id_ratio"]
         for g in GAIN_COLUMNS:
             row[f"{g}_pct"] = c.values[g]

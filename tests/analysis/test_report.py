@@ -171,6 +171,24 @@ def test_latex_and_markdown_carry_units_and_best_marks(tmp_path):
     )
 
 
+def test_each_cell_has_a_t_interval_of_its_mae_over_seeds(tmp_path):
+    # scratch ID 4, 5, 6 mHa: mean 5, sem 1/sqrt(3), t(0.975, 2) = 4.3027
+    agg = aggregate(load_runs([study(tmp_path)]))
+    half = 4.302652729911275 * 0.001 / math.sqrt(3) * MEV
+    low, high = cells_by_strategy(agg)["scratch"].intervals["id_mae"]
+    assert (low, high) == pytest.approx((0.005 * MEV - half, 0.005 * MEV + half))
+    assert cells_by_strategy(agg)["finetune"].intervals["ood_mae"] == pytest.approx(
+        (0.022 * MEV, 0.022 * MEV)
+    )  # the same OOD MAE every seed: an interval of zero width
+    md = render(agg, "md")
+    assert "| ID 95% CI (meV) |" in md and "| OOD 95% CI (meV) |" in md
+    assert f"[{0.005 * MEV - half:.1f}, {0.005 * MEV + half:.1f}]" in md  # the decimals of 203.6
+    row = next(c for c in json.loads(render(agg, "json"))["cells"] if c["strategy"] == "scratch")
+    assert (row["id_mae_ci_low"], row["id_mae_ci_high"]) == pytest.approx((low, high))
+    assert "ood_mae_ci_low" in pd.read_csv(io.StringIO(render(agg, "csv"))).columns
+    assert "95\\% CI (meV)" in render(agg, "latex")
+
+
 def test_single_seed_has_no_std(tmp_path):
     make_run(tmp_path, strategy="scratch", seed=0, target="alpha", unit="a0^3", report_unit=None,
              id_mae=0.3)  # fmt: skip
@@ -178,7 +196,9 @@ def test_single_seed_has_no_std(tmp_path):
     (cell,) = agg.cells
     assert cell.unit == "a0^3"
     assert cell.stats["id_mae"][0] == pytest.approx(0.3)
-    assert json.loads(render(agg, "json"))["cells"][0]["id_mae_std"] is None
+    row = json.loads(render(agg, "json"))["cells"][0]
+    assert row["id_mae_std"] is None and row["id_mae_ci_low"] is None  # no interval from one seed
+    assert "| - |" in render(agg, "md")
 
 
 def test_cli_report_writes_every_format_and_plots(tmp_path, capsys):
