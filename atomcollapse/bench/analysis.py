@@ -74,8 +74,28 @@ def collapse_groups(plan: Plan) -> dict[tuple[str, str, str, str], list[Path]]:
     return dict(groups)
 
 
+def _unchanged(out: Path, inputs: dict) -> str | None:
+    """When ``out`` holds a collapse analysis of exactly these inputs made by this code: when it
+    was made (it is kept: t-SNE of thousands of atoms per model costs minutes)."""
+    import json
+
+    from atomcollapse.artifacts import MANIFEST, code_version
+
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if manifest.get("inputs") != inputs or manifest.get("code_version") != code_version():
+        return None
+    return str(manifest.get("created_at") or "?")
+
+
 def run_collapse_analysis(plan: Plan, console: Console) -> tuple[list[Path], list[str]]:
-    """The ``collapse`` analysis per group; returns folders written and problems met."""
+    """The ``collapse`` analysis per group; returns its folders and problems met. A folder whose
+    manifest records the same pretrained model, runs, split, partition and settings, made by
+    the same code version, is kept as it is (``bench --collect`` after each batch of cells)."""
+    import dataclasses
+
     from atomcollapse.analysis.pipeline import (
         CollapseSettings,
         resolve_inputs,
@@ -99,12 +119,21 @@ def run_collapse_analysis(plan: Plan, console: Console) -> tuple[list[Path], lis
             continue
         cell = cells[key]
         out = plan.out / COLLAPSE / model / dataset / f"{split}-{target}"
+        record = {"pretrained": str(pretrained), "runs": sorted(str(r) for r in runs),
+                  "store": str(cell.store), "split": str(cell.split_path),
+                  "partition": cs.partition, "settings": dataclasses.asdict(settings)}  # fmt: skip
+        made = _unchanged(out, record)
+        if made is not None:
+            console.print(f"collapse {model} / {dataset} / {split} / {target}: same runs and "
+                          f"settings as the analysis of {made}, kept", highlight=False)  # fmt: skip
+            written.append(out)
+            continue
         try:
             inputs = resolve_inputs(pretrained, runs, data=cell.store, split=cell.split_path,
                                     partition=cs.partition,
                                     data_root=None if plan.root is None else Path(plan.root))  # fmt: skip
             result, sample, notes = run_collapse(inputs, settings)
-            write_collapse(result, sample, out, notes=notes, overwrite=True)
+            write_collapse(result, sample, out, notes=notes, overwrite=True, inputs=record)
         except InputError as e:
             problems.append(f"collapse {model} {dataset} {split} {target}: {e.line()}")
             continue

@@ -61,8 +61,19 @@ def test_tiny_benchmark_end_to_end(benv, tmp_path, capsys):
     assert "sha256" in page and "Every cell of the study is done" in page
     assert "the study on one page" in text
     mtimes = {r: (out.parent / r / "metrics.json").stat().st_mtime_ns for r in runs}
+    made = json.loads((out / "collapse" / "tinypre" / "mols" / "random-gap" / "manifest.json")
+                      .read_text())  # fmt: skip
+    assert made["inputs"]["partition"] == "ood_test" and len(made["inputs"]["runs"]) == 3
     assert bench_main([str(spec), "--out", str(out)]) == 0  # resumes: nothing left to train
     assert {r: (out.parent / r / "metrics.json").stat().st_mtime_ns for r in runs} == mtimes
+    text = capsys.readouterr().out
+    assert "same runs and settings as the analysis of" in text  # collapse kept, not redone
+    again = json.loads((out / "collapse" / "tinypre" / "mols" / "random-gap" / "manifest.json")
+                       .read_text())  # fmt: skip
+    assert again["created_at"] == made["created_at"]
+    spec.write_text(spec.read_text().replace("projections = 8", "projections = 9"))
+    assert bench_main([str(spec), "--out", str(out), "--collect"]) == 0
+    assert "same runs and settings" not in capsys.readouterr().out  # a setting changed: redone
 
 
 def _tensorboard_text(folder) -> str:
