@@ -75,8 +75,10 @@ def tsne_2d(
     clusters; clusters settle within a few hundred more. Learning rates are each library's
     "auto" (scikit-learn: max(N / 48, 50) throughout; openTSNE: N / 12 while exaggerated, then
     N), so the layouts differ, but the class separation (Davies-Bouldin on the result) agrees.
-    The same seed gives the same coordinates: with openTSNE for any ``threads``, with
-    scikit-learn for the same ``threads`` (its Barnes-Hut sums depend on the thread count).
+    The same seed gives the same coordinates: with openTSNE for any ``threads`` (its
+    neighbours are searched exactly: its default approximate search, used from 1,000 points
+    on, can give another map for another thread count), with scikit-learn for the same
+    ``threads`` (its Barnes-Hut sums depend on the thread count).
 
     ``threads`` caps the OpenMP/BLAS threads and openTSNE's workers (None: the libraries'
     default for scikit-learn, every usable core for openTSNE); on a loaded machine one thread
@@ -113,7 +115,8 @@ def _opentsne(
     tsne = TSNE(
         n_components=2, perplexity=perplexity, initialization="pca", random_state=seed,
         early_exaggeration_iter=250, early_exaggeration=12, n_iter=max_iter - 250,
-        negative_gradient_method="fft", n_jobs=threads or usable_cpus(), verbose=False,
+        negative_gradient_method="fft", neighbors="exact", n_jobs=threads or usable_cpus(),
+        verbose=False,
     )  # fmt: skip
     return np.asarray(tsne.fit(x.astype(np.float64)), dtype=np.float64)
 
