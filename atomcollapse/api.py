@@ -509,17 +509,13 @@ def collapse(
     cfg = (settings or CollapseSettings()).validate()
     if out is not None:
         check_replaceable(out, "collapse", overwrite=overwrite)
-    from atomcollapse.models import adapters
-
-    named = isinstance(pretrained, str) and adapters.is_pretrained_name(pretrained)
-    inputs = resolve_inputs(pretrained if named else Path(pretrained), [Path(r) for r in runs],
-                            data=data,
+    inputs = resolve_inputs(pretrained, [Path(r) for r in runs], data=data,
                             split=None if split is None else Path(split), partition=partition,
                             data_root=None if data_root is None else Path(data_root))  # fmt: skip
     with torch_threads(cfg.threads):
         result, sample, notes = run_collapse(inputs, cfg)
     if out is not None:
-        made_from = {"pretrained": str(pretrained) if named else str(Path(pretrained).resolve()),
+        made_from = {"pretrained": str(inputs.models["pretrained"]),
                      "runs": [str(Path(p).resolve()) for p in runs]}  # fmt: skip
         write_collapse(result, sample, Path(out), notes=notes, overwrite=overwrite,
                        inputs=made_from)  # fmt: skip

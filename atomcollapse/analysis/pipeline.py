@@ -29,7 +29,9 @@ class CollapseInputs:
 
     store: object
     rows: np.ndarray | None
-    models: dict[str, Path | str]  # display name -> checkpoint file, run dir or registered name
+    #: display name -> checkpoint file, run dir or registered name; "pretrained" is the name or
+    #: the file's absolute path, as a collapse manifest records it
+    models: dict[str, Path | str]
     notes: list[str]
 
 
@@ -106,7 +108,9 @@ def resolve_inputs(
         if not len(rows):
             raise InputError(f"no structure holds only elements of {pretrained} "
                              f"({', '.join(map(str, known))})", file=store.path)  # fmt: skip
-    models: dict[str, Path | str] = {"pretrained": str(pretrained) if named else Path(pretrained)}
+    models: dict[str, Path | str] = {
+        "pretrained": str(pretrained) if named else Path(pretrained).resolve()
+    }
     for r in sorted(runs, key=lambda r: (strategy_rank(r.strategy), r.seed or 0, str(r.path))):
         label = f"{r.strategy} s{r.seed}" if r.seed is not None else r.strategy
         if label in models:

@@ -146,10 +146,7 @@ def collapse(
     with torch_threads(threads):
         result, sample, notes = run_collapse(inputs, cfg)
     if out is not None:
-        from atomcollapse.models import adapters
-
-        named = adapters.is_pretrained_name(pretrained)
-        made_from = {"pretrained": pretrained if named else str(Path(pretrained).resolve()),
+        made_from = {"pretrained": str(inputs.models["pretrained"]),
                      "runs": [str(p.resolve()) for p in run_dirs or []]}  # fmt: skip
         write_collapse(result, sample, out, notes=notes, overwrite=overwrite, inputs=made_from)
     if fmt == "table":
