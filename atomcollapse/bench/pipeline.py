@@ -85,10 +85,17 @@ def make_plan(spec: Spec, out: Path, root: str | Path | None, *, create: bool,
 
 
 def pending_jobs(plan: Plan) -> list[Job]:
-    """Jobs for every cell not done (one per identity); writes their config files."""
+    """Jobs for every cell not done (one per identity), in the order they start: unfinished runs
+    first, then seed by seed (spec order within a seed), so that a study stopped part-way leaves
+    whole seeds, the units of its paired differences, rather than whole strategies. Writes
+    their config files."""
+    states = [plan.state(c) for c in plan.cells]
+    order = sorted(range(len(plan.cells)),
+                   key=lambda i: (states[i] != "resume", plan.cells[i].key.seed, i))  # fmt: skip
     jobs, seen = [], set()
-    for c in plan.cells:
-        if plan.state(c) in ("done", "blocked") or c.cell_id in seen:
+    for i in order:
+        c = plan.cells[i]
+        if states[i] in ("done", "blocked") or c.cell_id in seen:
             continue
         seen.add(c.cell_id)
         path = c.config_path(plan.out)

@@ -15,7 +15,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from atomcollapse.bench.cells import expand, toml_text
-from atomcollapse.bench.pipeline import make_plan
+from atomcollapse.bench.pipeline import make_plan, pending_jobs
 from atomcollapse.bench.spec import load_spec
 from atomcollapse.errors import InputError
 from tests.bench import fake_train
@@ -141,6 +141,20 @@ def test_an_unfinished_run_is_resumed_in_place(benv, tmp_path):
     assert plan.state(c) == "resume" and plan.run_dir(c) == run
     args = plan.job(c).argv
     assert "--resume" in args and args[args.index("--out") + 1] == str(run)
+
+
+def test_cells_start_unfinished_first_then_seed_by_seed(benv, tmp_path):
+    """A study stopped part-way leaves whole seeds (the units of its paired differences)."""
+    out = tmp_path / "out"
+    plan = make_plan(load_spec(benv.spec()), out, None, create=True)
+    done = next(c for c in plan.cells if c.key.strategy == "scratch" and c.key.seed == 0)
+    _finished_run(plan, done, out / "runs" / "done")
+    killed = next(c for c in plan.cells if c.key.strategy == "mft" and c.key.seed == 1)
+    (_finished_run(plan, killed, out / "runs" / "killed") / "metrics.json").unlink()
+    plan = make_plan(plan.spec, out, None, create=False)
+    order = [(j.label.split("/")[-2], j.label.split("/")[-1]) for j in pending_jobs(plan)]
+    assert order == [("mft", "seed1"), ("finetune", "seed0"), ("mft", "seed0"),
+                     ("scratch", "seed1"), ("finetune", "seed1")]  # fmt: skip
 
 
 def test_dry_run_lists_cells_and_writes_nothing(benv, tmp_path, capsys):
