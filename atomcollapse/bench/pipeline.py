@@ -41,13 +41,15 @@ class Plan:
         return found[0] if found else None
 
     def state(self, cell: Cell) -> str:
-        """``done``, ``resume`` (an unfinished run), ``failed`` (last attempt), ``new``, ``blocked``."""
+        """``done``, ``resume`` (an unfinished run), ``failed`` (last attempt), ``new``, ``blocked``.
+        A cell stopped together with ``bench`` (a signal) has not failed: it resumes."""
         if cell.identity is None:
             return "blocked"
         run = self.run_of(cell)
         if run is not None and run.finished:
             return "done"
-        if (self.statuses.get(cell.cell_id or "") or {}).get("returncode", 0) != 0:
+        status = self.statuses.get(cell.cell_id or "") or {}
+        if status.get("returncode", 0) != 0 and not status.get("stopped"):
             return "failed"
         return "resume" if run is not None else "new"
 
@@ -86,16 +88,14 @@ def make_plan(spec: Spec, out: Path, root: str | Path | None, *, create: bool,
 
 def pending_jobs(plan: Plan) -> list[Job]:
     """Jobs for every cell not done (one per identity), in the order they start: unfinished runs
-    first, then seed by seed (spec order within a seed), so that a study stopped part-way leaves
-    whole seeds, the units of its paired differences, rather than whole strategies. Writes
-    their config files."""
-    states = [plan.state(c) for c in plan.cells]
+    first (whatever their last exit), then seed by seed (spec order within a seed), so that a
+    study stopped part-way leaves whole seeds, the units of its paired differences, rather
+    than whole strategies. Writes their config files."""
     order = sorted(range(len(plan.cells)),
-                   key=lambda i: (states[i] != "resume", plan.cells[i].key.seed, i))  # fmt: skip
+                   key=lambda i: (plan.run_of(plan.cells[i]) is None, plan.cells[i].key.seed, i))  # fmt: skip
     jobs, seen = [], set()
-    for i in order:
-        c = plan.cells[i]
-        if states[i] in ("done", "blocked") or c.cell_id in seen:
+    for c in (plan.cells[i] for i in order):
+        if plan.state(c) in ("done", "blocked") or c.cell_id in seen:
             continue
         seen.add(c.cell_id)
         path = c.config_path(plan.out)

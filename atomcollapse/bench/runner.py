@@ -131,6 +131,10 @@ def _last_error(log: Path) -> str | None:
     return lines[-1][:300] if lines else None
 
 
+class Stopping(Exception):
+    """``bench`` is stopping: a cell not yet started is left as it was (no status, no run)."""
+
+
 class _Children:
     """The cells running now, so that a signal to ``bench`` can stop their process groups."""
 
@@ -142,7 +146,7 @@ class _Children:
     def start(self, argv: list[str], **kw) -> subprocess.Popen:
         with self._lock:
             if self.stopping:
-                raise OSError("bench is stopping")
+                raise Stopping(argv)
             proc = subprocess.Popen(argv, start_new_session=True, **kw)
             self._procs.add(proc)
             return proc
@@ -174,7 +178,10 @@ CHILDREN = _Children()
 
 
 def execute(job: Job, env: dict[str, str], launcher: str = "local") -> Outcome:
-    """Run one cell to the end; the outcome is also written to ``job.status`` (JSON)."""
+    """Run one cell to the end; the outcome is also written to ``job.status`` (JSON). Raises
+    :class:`Stopping`, writing no status, when ``bench`` is being stopped before the cell starts."""
+    if CHILDREN.stopping:
+        raise Stopping(job.label)
     job.log.parent.mkdir(parents=True, exist_ok=True)
     clear_dead_start(job.run_dir)
     started, t0 = now_utc(), time.monotonic()
@@ -195,11 +202,12 @@ def execute(job: Job, env: dict[str, str], launcher: str = "local") -> Outcome:
             log.write(f"cannot start: {e}\n".encode())
             rc = 127
     seconds = time.monotonic() - t0
-    outcome = Outcome(job.cell_id, job.label, rc, seconds, job.log,
-                      None if rc == 0 else _last_error(job.log))  # fmt: skip
+    stopped = rc != 0 and CHILDREN.stopping  # bench was stopped: the run resumes next time
+    error = None if rc == 0 else "stopped with bench" if stopped else _last_error(job.log)
+    outcome = Outcome(job.cell_id, job.label, rc, seconds, job.log, error)
     inputs = {"cell": {"cell_id": job.cell_id, "run_dir": str(Path(job.run_dir).resolve())}}
     write_json_atomic(job.status, {
-        **header("bench-cell-status", inputs=inputs), "cell": job.label, "cell_id": job.cell_id, "returncode": rc, "error": outcome.error,
+        **header("bench-cell-status", inputs=inputs), "cell": job.label, "cell_id": job.cell_id, "returncode": rc, "stopped": stopped, "error": error,
         "started_at": started, "finished_at": now_utc(), "seconds": round(seconds, 3),
         "run_dir": str(job.run_dir), "log": str(job.log), "launcher": launcher,
         "host": socket.gethostname(), "threads": env.get("OMP_NUM_THREADS"),
@@ -227,6 +235,8 @@ def run_local(
     def work(job: Job) -> Outcome:
         k = slots.get()
         try:
+            if CHILDREN.stopping:  # interrupted while this job queued: it never starts
+                raise Stopping(job.label)
             on_start(job, envs[k])
             return execute(job, envs[k])
         finally:

@@ -141,6 +141,13 @@ def test_an_unfinished_run_is_resumed_in_place(benv, tmp_path):
     assert plan.state(c) == "resume" and plan.run_dir(c) == run
     args = plan.job(c).argv
     assert "--resume" in args and args[args.index("--out") + 1] == str(run)
+    status = plan.job(c).status
+    status.parent.mkdir(parents=True, exist_ok=True)
+    for last, state in (({"returncode": -15, "stopped": True}, "resume"),  # stopped with bench
+                        ({"returncode": 3}, "failed")):  # fmt: skip
+        status.write_text(json.dumps(last))
+        plan = make_plan(plan.spec, out, None, create=False)
+        assert plan.state(next(x for x in plan.cells if x.key == cell.key)) == state
 
 
 def test_cells_start_unfinished_first_then_seed_by_seed(benv, tmp_path):
@@ -151,7 +158,11 @@ def test_cells_start_unfinished_first_then_seed_by_seed(benv, tmp_path):
     _finished_run(plan, done, out / "runs" / "done")
     killed = next(c for c in plan.cells if c.key.strategy == "mft" and c.key.seed == 1)
     (_finished_run(plan, killed, out / "runs" / "killed") / "metrics.json").unlink()
+    status = plan.job(killed).status  # stopped by a signal: "failed", yet resumed first
+    status.parent.mkdir(parents=True, exist_ok=True)
+    status.write_text(json.dumps({"returncode": -15}))
     plan = make_plan(plan.spec, out, None, create=False)
+    assert plan.state(next(c for c in plan.cells if c.key == killed.key)) == "failed"
     order = [(j.label.split("/")[-2], j.label.split("/")[-1]) for j in pending_jobs(plan)]
     assert order == [("mft", "seed1"), ("finetune", "seed0"), ("mft", "seed0"),
                      ("scratch", "seed1"), ("finetune", "seed1")]  # fmt: skip

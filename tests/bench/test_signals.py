@@ -3,6 +3,7 @@ groups); after SIGKILL the kernel stops them (parent-death signal): no orphan ke
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -31,13 +32,13 @@ def alive(pid: int) -> bool:
         return False
 
 
-def _start(benv, tmp_path) -> tuple[subprocess.Popen, Path]:
-    spec = benv.spec(strategies=("scratch", "finetune"), seeds=(0,))
+def _start(benv, tmp_path, seeds=(0,), stdout=subprocess.DEVNULL) -> tuple[subprocess.Popen, Path]:
+    spec = benv.spec(strategies=("scratch", "finetune"), seeds=seeds)
     pids = tmp_path / "pids.txt"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "FAKE_TRAIN_PIDS": str(pids),
            "FAKE_TRAIN_SLEEP": "120"}  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(FAKE_TRAIN), str(spec),
-                             str(tmp_path / "out")], env=env, stdout=subprocess.DEVNULL,
+                             str(tmp_path / "out")], env=env, stdout=stdout,
                             stderr=subprocess.PIPE)  # fmt: skip
     deadline = time.monotonic() + 60
     while not (pids.exists() and len(pids.read_text().split()) == 2):
@@ -72,6 +73,27 @@ def test_stopping_bench_stops_its_cells(benv, tmp_path, sig, fake_train, monkeyp
     assert bench_main([str(spec), "--out", str(tmp_path / "out")]) == 0
     left = [p for p in tmp_path.rglob(".*") if ".tmp" in p.name or p.name.endswith(".lock")]
     assert left == []
+
+
+def test_cells_waiting_when_bench_is_stopped_are_left_untouched(benv, tmp_path, fake_train):
+    """Two cells run, two wait; SIGTERM stops the running two (recorded as stopped, not failed),
+    and the waiting two are neither announced nor started nor given a status."""
+    proc, pids = _start(benv, tmp_path, seeds=(0, 1), stdout=subprocess.PIPE)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert _all_gone([int(p) for p in pids.read_text().split()])
+    started = [line for line in out.decode().splitlines() if line.startswith("start ")]
+    assert len(started) == 2, out.decode()
+    statuses = [json.loads(p.read_text()) for p in (tmp_path / "out" / "status").glob("*.json")]
+    assert {tuple(s["cell"].split("/")[-2:]) for s in statuses} == {
+        ("scratch", "seed0"), ("finetune", "seed0")}  # fmt: skip
+    assert all(s["returncode"] < 0 and s["stopped"] for s in statuses), statuses
+    from atomcollapse.bench.pipeline import make_plan
+    from atomcollapse.bench.spec import load_spec
+
+    plan = make_plan(load_spec(tmp_path / "spec.toml"), tmp_path / "out", None, create=False)
+    assert [plan.state(c) for c in plan.cells] == ["new"] * 4  # stopped before a run dir
 
 
 @pytest.mark.slow
