@@ -27,8 +27,9 @@ GAIN_COLUMNS = tuple(f"gain_{p}_vs_{b}" for b in BASELINES for p in ("id", "ood"
 #: (a block's best value in a column is marked only when this t interval over its seeds
 #: excludes the runner-up's value, so never with a single seed).
 CONFIDENCE = 0.95
-#: Metrics whose per-cell interval over seeds the report prints.
+#: Metrics whose per-cell interval over seeds the report prints, as the column ``<metric>_ci``.
 INTERVAL_METRICS = ("id_mae", "ood_mae")
+CI_SUFFIX = "_ci"
 #: Column -> True when lower is better (for marking the best value of a block).
 LOWER_IS_BETTER = {
     "id_mae": True,
@@ -79,6 +80,13 @@ class Cell:
     def value(self, column: str) -> float:
         """Mean of a metric, or a derived column (ratio, gains)."""
         return self.values[column] if column in self.values else self.mean(column)
+
+    def interval(self, column: str) -> tuple[float, float] | None:
+        """The interval an ``<metric>_ci`` report column shows (NaNs where there is none);
+        None for any other column."""
+        if not column.endswith(CI_SUFFIX):
+            return None
+        return self.intervals.get(column[: -len(CI_SUFFIX)], (math.nan, math.nan))
 
 
 @dataclass

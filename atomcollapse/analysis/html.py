@@ -203,8 +203,8 @@ def _cell(c: Cell, key: str) -> TableCell:
         return TableCell(text, c.n_seeds)
     if key in FF_COLUMNS:
         return TableCell(text, _finite(c.mean(f"{key}_after")), f"{key}_after" in c.best)
-    if key.endswith("_ci"):
-        return TableCell(text, _finite(c.intervals.get(key[: -len("_ci")], (math.nan,))[0]))
+    if (interval := c.interval(key)) is not None:
+        return TableCell(text, _finite(interval[0]))
     return TableCell(text, _finite(c.value(key)), key in c.best)
 
 

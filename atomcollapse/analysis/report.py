@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from atomcollapse.analysis.aggregate import (
+    CI_SUFFIX,
     CONFIDENCE,
     GAIN_COLUMNS,
     INTERVAL_METRICS,
@@ -108,9 +109,9 @@ def block_columns(
         ("strategy", "strategy"),
         ("n", "n"),
         ("id_mae", f"ID MAE ({unit})"),
-        ("id_mae_ci", f"ID {CONFIDENCE:.0%} CI ({unit})"),
+        (f"id_mae{CI_SUFFIX}", f"ID {CONFIDENCE:.0%} CI ({unit})"),
         ("ood_mae", f"OOD MAE ({unit})"),
-        ("ood_mae_ci", f"OOD {CONFIDENCE:.0%} CI ({unit})"),
+        (f"ood_mae{CI_SUFFIX}", f"OOD {CONFIDENCE:.0%} CI ({unit})"),
         ("ood_id_ratio", "OOD/ID (×)"),
         *((g, f"{_GAIN_TITLES[g]} (%)") for g in GAIN_COLUMNS),
         *(FF_COLUMNS.items() if forgetting else ()),
@@ -158,8 +159,8 @@ def _cell_text(c: Cell, key: str, bold: tuple[str, str]) -> str:
         return "-" if after == before == "-" else f"{after} / {before}"
     if key in DRIFT_COLUMNS:
         return _pm(*c.stats.get(key, (math.nan, math.nan)))
-    if key.endswith("_ci"):
-        return ci_text(*c.intervals.get(key[: -len("_ci")], (math.nan, math.nan)))
+    if (interval := c.interval(key)) is not None:
+        return ci_text(*interval)
     text = _pm(*c.stats[key]) if key in ("id_mae", "ood_mae") else _value(key, c.value(key))
     return f"{bold[0]}{text}{bold[1]}" if key in c.best else text
 
@@ -188,7 +189,7 @@ def render_rich(agg: Aggregate, console) -> None:
 
     for block, cells in agg.blocks().items():
         # a terminal is too narrow for the intervals too: they are in every file format
-        cols = [(k, h) for k, h in _block_columns(cells) if not k.endswith("_ci")]
+        cols = [(k, h) for k, h in _block_columns(cells) if not k.endswith(CI_SUFFIX)]
         t = Table(*(h for _, h in cols), title=_title(block, cells[0].unit))
         for c in cells:
             t.add_row(*(_cell_text(c, k, ("[bold green]", "[/]")) for k, _ in cols))
