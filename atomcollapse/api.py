@@ -498,6 +498,7 @@ def collapse(
     ``.attrs["notes"]``; with ``out``, the tables, samples and t-SNE figures are written there."""
     from atomcollapse.analysis.pipeline import (
         CollapseSettings,
+        collapse_record,
         resolve_inputs,
         run_collapse,
         torch_threads,
@@ -515,8 +516,9 @@ def collapse(
     with torch_threads(cfg.threads):
         result, sample, notes = run_collapse(inputs, cfg)
     if out is not None:
-        made_from = {"pretrained": str(inputs.models["pretrained"]),
-                     "runs": [str(Path(p).resolve()) for p in runs]}  # fmt: skip
+        made_from = collapse_record(pretrained, [Path(r) for r in runs], data=data,
+                                    split=None if split is None else Path(split),
+                                    partition=partition, settings=cfg)  # fmt: skip
         write_collapse(result, sample, Path(out), notes=notes, overwrite=overwrite,
                        inputs=made_from)  # fmt: skip
     df = collapse_frame(result.rows)

@@ -108,15 +108,45 @@ def resolve_inputs(
         if not len(rows):
             raise InputError(f"no structure holds only elements of {pretrained} "
                              f"({', '.join(map(str, known))})", file=store.path)  # fmt: skip
-    models: dict[str, Path | str] = {
-        "pretrained": str(pretrained) if named else Path(pretrained).resolve()
-    }
+    models: dict[str, Path | str] = {"pretrained": pretrained_ref(pretrained)}
     for r in sorted(runs, key=lambda r: (strategy_rank(r.strategy), r.seed or 0, str(r.path))):
         label = f"{r.strategy} s{r.seed}" if r.seed is not None else r.strategy
         if label in models:
             label = f"{label} ({r.path.name})"
         models[label] = r.path
     return CollapseInputs(store=store, rows=rows, models=models, notes=notes)
+
+
+def pretrained_ref(pretrained: Path | str) -> Path | str:
+    """A registered model's name as given, or a checkpoint file's absolute path."""
+    from atomcollapse.models import adapters
+
+    named = adapters.is_pretrained_name(str(pretrained))
+    return str(pretrained) if named else Path(pretrained).resolve()
+
+
+def collapse_record(
+    pretrained: Path | str,
+    runs: list[Path],
+    *,
+    data: Path | str | None,
+    split: Path | None,
+    partition: str,
+    settings: CollapseSettings,
+) -> dict:
+    """What a collapse analysis was made from, as its manifest records it (``bench --collect``
+    keeps an analysis whose record and code version are unchanged): the pretrained model, the
+    run directories and the store and split as given (files as absolute paths), the
+    partition and every setting."""
+    import dataclasses
+
+    def absolute(p: Path | str | None) -> str | None:
+        return None if p is None else str(Path(p).resolve()) if Path(p).exists() else str(p)
+
+    return {"pretrained": str(pretrained_ref(pretrained)),
+            "runs": sorted(str(Path(r).resolve()) for r in runs), "store": absolute(data),
+            "split": absolute(split), "partition": partition,
+            "settings": dataclasses.asdict(settings)}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -94,10 +94,10 @@ def run_collapse_analysis(plan: Plan, console: Console) -> tuple[list[Path], lis
     """The ``collapse`` analysis per group; returns its folders and problems met. A folder whose
     manifest records the same pretrained model, runs, split, partition and settings, made by
     the same code version, is kept as it is (``bench --collect`` after each batch of cells)."""
-    import dataclasses
 
     from atomcollapse.analysis.pipeline import (
         CollapseSettings,
+        collapse_record,
         resolve_inputs,
         run_collapse,
         write_collapse,
@@ -119,9 +119,8 @@ def run_collapse_analysis(plan: Plan, console: Console) -> tuple[list[Path], lis
             continue
         cell = cells[key]
         out = plan.out / COLLAPSE / model / dataset / f"{split}-{target}"
-        record = {"pretrained": str(pretrained), "runs": sorted(str(r) for r in runs),
-                  "store": str(cell.store), "split": str(cell.split_path),
-                  "partition": cs.partition, "settings": dataclasses.asdict(settings)}  # fmt: skip
+        record = collapse_record(pretrained, runs, data=cell.store, split=cell.split_path,
+                                 partition=cs.partition, settings=settings)  # fmt: skip
         made = _unchanged(out, record)
         if made is not None:
             console.print(f"collapse {model} / {dataset} / {split} / {target}: same runs and "

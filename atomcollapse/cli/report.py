@@ -126,6 +126,7 @@ def collapse(
     """Embedding collapse of adapted models relative to the pretrained one, on the same atoms."""
     from atomcollapse.analysis.pipeline import (
         CollapseSettings,
+        collapse_record,
         resolve_inputs,
         run_collapse,
         torch_threads,
@@ -146,8 +147,8 @@ def collapse(
     with torch_threads(threads):
         result, sample, notes = run_collapse(inputs, cfg)
     if out is not None:
-        made_from = {"pretrained": str(inputs.models["pretrained"]),
-                     "runs": [str(p.resolve()) for p in run_dirs or []]}  # fmt: skip
+        made_from = collapse_record(pretrained, list(run_dirs or []), data=data, split=split,
+                                    partition=partition, settings=cfg)  # fmt: skip
         write_collapse(result, sample, out, notes=notes, overwrite=overwrite, inputs=made_from)
     if fmt == "table":
         render_collapse(result.rows, "table", console)

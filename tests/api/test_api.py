@@ -147,13 +147,22 @@ def test_collapse_frame_equals_cli_json(tmp_path, capsys):
                    dataset_hash=store.content_hash, pretrained_hash=sha256_file(pre))  # fmt: skip
     tiny_checkpoint(run / "best.pt", seed=1)
     cfg = CollapseSettings(max_per_class=4, tsne=False, threads=1)
-    df = ac.collapse(pre, [run], settings=cfg, data=str(store.path))
+    df = ac.collapse(pre, [run], settings=cfg, data=str(store.path), out=tmp_path / "api")
     assert main(["collapse", "--pretrained", str(pre), str(run), "--data", str(store.path),
-                 "--max-per-class", "4", "--no-tsne", "--threads", "1", "--format", "json"]) == 0  # fmt: skip
+                 "--max-per-class", "4", "--no-tsne", "--threads", "1", "--format", "json",
+                 "--out", str(tmp_path / "cli")]) == 0  # fmt: skip
     text = capsys.readouterr().out
     rows = json.loads(text[: text.rindex("}") + 1])["rows"]
     assert list(df.model) == [r["model"] for r in rows]
     np.testing.assert_allclose(df.cka.astype(float), [r["cka"] for r in rows])
+    # both record the same inputs, in the shape ``bench --collect`` compares
+    made = [
+        json.loads((tmp_path / w / "manifest.json").read_text())["inputs"] for w in ("api", "cli")
+    ]
+    assert made[0] == made[1]
+    assert made[0]["pretrained"] == str(pre.resolve()) and made[0]["runs"] == [str(run.resolve())]
+    assert made[0]["store"] == str(store.path.resolve()) and made[0]["split"] is None
+    assert made[0]["settings"]["max_per_class"] == 4 and made[0]["settings"]["tsne"] is False
     assert any("layer -1" in n for n in df.attrs["notes"])
     with pytest.raises(InputError, match="--edges must be one of"):
         ac.collapse(pre, [run], settings=CollapseSettings(edges="nope"), data=str(store.path))
