@@ -19,6 +19,7 @@ import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 #: Report files per model (``report/<model>/``).
@@ -120,12 +121,11 @@ def relative_text(text: str, replacements: list[tuple[str, str]]) -> str:
 
 
 def publish(
-    src: Path, dest: Path, root: Path, data_root: Path, ran_in: Path | None = None
+    src: Path, dest: Path, root: Path, data_root: Path, ran_in: Sequence[Path] = ()
 ) -> list[Path]:
-    """Copy :func:`selected` files of ``src`` to ``dest``; ``ran_in``: the checkout the bench ran
-    from (default ``root``), whose paths also become relative."""
+    """Copy :func:`selected` files of ``src`` to ``dest``; ``ran_in``: the checkouts the bench
+    (and its ``--collect``) ran from, if not ``root``, whose paths also become relative."""
     src, root = src.resolve(), root.resolve()
-    ran_in = (ran_in or root).resolve()
     if not (src / "bench.json").is_file() and not (src / "report").is_dir():
         raise PublishError(f"error: {src}: not a bench output folder (no bench.json or report/)")
     target = dest.resolve()
@@ -136,7 +136,8 @@ def publish(
             f"error: {dest}: the destination must lie inside --root {root}"
         ) from None
     # longest first, so the bench folder wins over the repository holding it
-    pairs = {str(src): dest_rel, str(data_root.resolve()): "data", str(ran_in): "", str(root): ""}
+    pairs = {str(src): dest_rel, str(data_root.resolve()): "data", str(root): "",
+             **{str(Path(r).resolve()): "" for r in ran_in}}  # fmt: skip
     replacements = sorted(pairs.items(), key=lambda r: -len(r[0]))
     if target == src or src.is_relative_to(target) or (target / "runs").exists():
         raise PublishError(f"error: {dest}: holds a bench run (runs/); publish into another folder, "
@@ -173,8 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--ran-in",
         type=Path,
-        default=None,
-        help="the checkout the bench ran from, if not --root (a git worktree)",
+        action="append",
+        default=[],
+        help="a checkout the bench or its --collect ran from, if not --root (a git worktree; "
+        "repeatable)",
     )
     a = ap.parse_args(argv)
     try:

@@ -73,6 +73,19 @@ def test_publish_copies_reports_and_figures_with_relative_paths(tmp_path):
     assert used["by_strategy_cpu_seconds"] == {"finetune": 7200.0}
 
 
+def test_paths_of_every_checkout_named_by_ran_in_become_relative(tmp_path):
+    """The cells trained in one worktree and ``--collect`` ran in another: both are the repo."""
+    repo, data = tmp_path / "repo", tmp_path / "data"
+    trained, collected = tmp_path / "wt-train", tmp_path / "wt-collect"
+    src = _bench_folder(repo, data, extra=f" {trained}/splits/a and {collected}/splits/b")
+    dest = repo / "results" / "study"
+    with pytest.raises(SystemExit, match="an absolute path is left"):
+        publish_mod.publish(src, dest, repo, data, [trained])
+    assert publish_mod.main([str(src), "--to", str(dest), "--root", str(repo), "--data-root",
+                             str(data), "--ran-in", str(trained), "--ran-in", str(collected)]) == 0  # fmt: skip
+    assert "left out splits/a and splits/b" in (dest / "report" / "m" / "report.md").read_text()
+
+
 def test_an_absolute_path_left_stops_the_copy_and_writes_nothing(tmp_path):
     repo, data = tmp_path / "repo", tmp_path / "data"
     src = _bench_folder(repo, data, extra=" (see /opt/other/place/file.txt)")
