@@ -86,13 +86,39 @@ def make_plan(spec: Spec, out: Path, root: str | Path | None, *, create: bool,
     return plan
 
 
+def _arm(cell: Cell) -> tuple[str, ...]:
+    k = cell.key
+    return (k.dataset, k.split, k.target, k.model, k.strategy)
+
+
+def train_seconds_by_arm(plan: Plan) -> dict[tuple[str, ...], float]:
+    """The longest training wall time (s, from the run manifests) of each arm's finished seeds."""
+    seconds: dict[tuple[str, ...], float] = {}
+    for c in plan.cells:
+        run = plan.run_of(c)
+        if run is None or not run.finished:
+            continue
+        try:
+            wall = float(
+                json.loads((run.path / "manifest.json").read_text())["train_seconds"]["wall"]
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        seconds[_arm(c)] = max(seconds.get(_arm(c), 0.0), wall)
+    return seconds
+
+
 def pending_jobs(plan: Plan) -> list[Job]:
     """Jobs for every cell not done (one per identity), in the order they start: unfinished runs
-    first (whatever their last exit), then seed by seed (spec order within a seed), so that a
-    study stopped part-way leaves whole seeds, the units of its paired differences, rather
-    than whole strategies. Writes their config files."""
+    first (whatever their last exit), then seed by seed, so that a study stopped part-way leaves
+    whole seeds, the units of its paired differences, rather than whole strategies. Within a
+    seed, the arms whose finished seeds trained longest start first (spec order where none has
+    finished), so the study does not end on one long cell while the other slots idle. Writes
+    their config files."""
+    seconds = train_seconds_by_arm(plan)
     order = sorted(range(len(plan.cells)),
-                   key=lambda i: (plan.run_of(plan.cells[i]) is None, plan.cells[i].key.seed, i))  # fmt: skip
+                   key=lambda i: (plan.run_of(plan.cells[i]) is None, plan.cells[i].key.seed,
+                                  -seconds.get(_arm(plan.cells[i]), 0.0), i))  # fmt: skip
     jobs, seen = [], set()
     for c in (plan.cells[i] for i in order):
         if plan.state(c) in ("done", "blocked") or c.cell_id in seen:

@@ -41,7 +41,7 @@ def bench(
     ] = None,
 ) -> None:
     """Ingest, split, train every cell (skipping finished ones; unfinished runs resume first,
-    then seed by seed), then report and collapse; ends with ``<out>/report.html``, the whole
+    then seed by seed, longest arms first), then report and collapse; ends with ``<out>/report.html``, the whole
     study on one self-contained page."""
     import time
 

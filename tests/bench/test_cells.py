@@ -168,6 +168,22 @@ def test_cells_start_unfinished_first_then_seed_by_seed(benv, tmp_path):
                      ("scratch", "seed1"), ("finetune", "seed1")]  # fmt: skip
 
 
+def test_within_a_seed_the_arms_that_trained_longest_start_first(benv, tmp_path):
+    """Seed 0 finished (finetune took longest, then mft): seed 1 starts finetune, mft, scratch,
+    so the study does not end on its longest cell alone."""
+    out = tmp_path / "out"
+    plan = make_plan(load_spec(benv.spec()), out, None, create=True)
+    took = {"scratch": 10.0, "finetune": 30.0, "mft": 20.0}
+    for c in (c for c in plan.cells if c.key.seed == 0):
+        run = _finished_run(plan, c, out / "runs" / c.key.strategy)
+        manifest = json.loads((run / "manifest.json").read_text())
+        manifest["train_seconds"] = {"wall": took[c.key.strategy], "cpu": 1.0}
+        (run / "manifest.json").write_text(json.dumps(manifest))
+    plan = make_plan(plan.spec, out, None, create=False)
+    order = [j.label.split("/")[-2] for j in pending_jobs(plan)]
+    assert order == ["finetune", "mft", "scratch"]
+
+
 def test_dry_run_lists_cells_and_writes_nothing(benv, tmp_path, capsys):
     from tests.bench.conftest import bench_main
 
