@@ -94,7 +94,6 @@ def run_collapse_analysis(plan: Plan, console: Console) -> tuple[list[Path], lis
     """The ``collapse`` analysis per group; returns its folders and problems met. A folder whose
     manifest records the same pretrained model, runs, split, partition and settings, made by
     the same code version, is kept as it is (``bench --collect`` after each batch of cells)."""
-
     from atomcollapse.analysis.pipeline import (
         CollapseSettings,
         collapse_record,
