@@ -18,12 +18,15 @@ from atomcollapse.analysis.metrics import t_interval
 from atomcollapse.analysis.runs import RunRecord
 
 #: the comparisons the evidence study reports (a - b; negative = a is better for errors); the
-#: probe against scratch is the teacher control's test (the frozen representation holds the target)
+#: probe against scratch is the teacher control's test (the frozen representation holds the
+#: target); lp-ft and l2-sp, the other ways to keep the pretrained weights, against finetune
 PAIRS = (
     ("mft", "finetune"),
     ("finetune", "scratch"),
     ("mft", "scratch"),
     ("linear-probe", "scratch"),
+    ("lp-ft", "finetune"),
+    ("l2-sp", "finetune"),
 )
 
 

@@ -106,7 +106,7 @@ def expand(spec: Spec) -> list[CellKey]:
         for s in d.splits
         for t in d.targets
         for m in spec.models
-        for strat in spec.strategies_for(m)
+        for strat in spec.strategies_for(m, t)
         for seed in spec.seeds
     ]
 

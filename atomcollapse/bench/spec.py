@@ -14,6 +14,8 @@ Top level: ``name``, ``description``, ``strategies``, ``seeds``; tables:
   checked against the training configuration; ``[train.by_target.<target>]`` is merged over it
   for one target (e.g. more epochs where a target needs them to converge), then
   ``[train.by_strategy.<strategy>]`` for one strategy;
+- ``[strategies_by_target]``: ``<target> = [...]``, the subset of the spec's strategies that one
+  target runs (e.g. extra arms on one target only, where the budget allows no more);
 - ``[run]`` (``jobs``, ``gpus_per_cell``), ``[report]`` (``enabled``, ``plots``), ``[collapse]``
   (the ``collapse`` command's settings and the ``seeds`` whose runs it compares), ``[slurm]``.
 
@@ -165,6 +167,8 @@ class Spec:
     train: dict[str, Any] = field(hash=False)
     by_strategy: dict[str, dict[str, Any]] = field(hash=False)
     by_target: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
+    #: target -> the strategies it runs, where ``[strategies_by_target]`` restricts them
+    target_strategies: dict[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
     run: RunSpec = RunSpec()
     report: bool = True
     plots: bool = True
@@ -177,9 +181,12 @@ class Spec:
         table = _merge(copy.deepcopy(self.train), self.by_target.get(target or "", {}))
         return _merge(table, self.by_strategy.get(strategy, {}))
 
-    def strategies_for(self, model: ModelSpec) -> tuple[str, ...]:
-        return tuple(s for s in self.strategies if model.strategies is None
-                     or s in model.strategies)  # fmt: skip
+    def strategies_for(self, model: ModelSpec, target: str | None = None) -> tuple[str, ...]:
+        """The spec's strategies that ``model`` runs, on ``target`` when one is given."""
+        only = self.target_strategies.get(target or "")
+        return tuple(s for s in self.strategies
+                     if (model.strategies is None or s in model.strategies)
+                     and (only is None or s in only))  # fmt: skip
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -208,7 +215,7 @@ def load_spec(path: str | Path) -> Spec:
 def parse_spec(raw: dict[str, Any], path: Path) -> Spec:
     r = TableReader(raw, path, "")
     r.check_keys(("name", "description", "datasets", "models", "strategies", "seeds", "train",
-                  "run", "report", "collapse", "slurm"))  # fmt: skip
+                  "strategies_by_target", "run", "report", "collapse", "slurm"))  # fmt: skip
     base = path.resolve().parent
     strategies = r.strings("strategies")
     for s in strategies:
@@ -231,6 +238,7 @@ def parse_spec(raw: dict[str, Any], path: Path) -> Spec:
                 r.fail(f"model {m.name!r}: strategy {s!r} needs 'ff_data' (force-field store)")
     targets = tuple(dict.fromkeys(t for d in datasets for t in d.targets))
     train, by_strategy, by_target = _train(r, strategies, targets)
+    target_strategies = _target_strategies(r.table("strategies_by_target"), strategies, targets)
     run = _run(r.table("run"))
     rep = r.table("report")
     rep.check_keys(("enabled", "plots"))
@@ -238,10 +246,26 @@ def parse_spec(raw: dict[str, Any], path: Path) -> Spec:
     return Spec(
         path=path, name=r.get("name", str, path.stem), description=r.get("description", str, ""),
         datasets=datasets, models=models, strategies=strategies, seeds=tuple(seeds),
-        train=train, by_strategy=by_strategy, by_target=by_target, run=run,
+        train=train, by_strategy=by_strategy, by_target=by_target,
+        target_strategies=target_strategies, run=run,
         report=rep.get("enabled", bool, True), plots=rep.get("plots", bool, True),
         collapse=_collapse(r.table("collapse")), slurm=slurm,
     )  # fmt: skip
+
+
+def _target_strategies(
+    t: TableReader, strategies: tuple[str, ...], targets: tuple[str, ...]
+) -> dict[str, tuple[str, ...]]:
+    out = {}
+    for target in t.data:
+        if target not in targets:
+            t.fail(f"{t.key(target)!r}: {target!r} is not among the spec's targets")
+        own = t.strings(target)
+        for s in own:
+            if s not in strategies:
+                t.fail(f"{t.key(target)!r}: {s!r} is not among the spec's strategies")
+        out[target] = own
+    return out
 
 
 def _unique(r: TableReader, what: str, names: list[str]) -> None:

@@ -47,7 +47,8 @@ def test_report_shows_paired_differences_and_the_win_count(tmp_path):
 
     ood = {("scratch", 0): 0.04, ("scratch", 1): 0.05, ("finetune", 0): 0.030,
            ("finetune", 1): 0.030, ("mft", 0): 0.020, ("mft", 1): 0.035,
-           ("linear-probe", 0): 0.045, ("linear-probe", 1): 0.04}  # fmt: skip
+           ("linear-probe", 0): 0.045, ("linear-probe", 1): 0.04,
+           ("lp-ft", 0): 0.025, ("lp-ft", 1): 0.028}  # fmt: skip
     runs = [load_run(make_run(tmp_path, strategy=s, seed=k, ood_mae=v))
             for (s, k), v in ood.items()]  # fmt: skip
     agg = aggregate(runs)
@@ -56,8 +57,15 @@ def test_report_shows_paired_differences_and_the_win_count(tmp_path):
     assert "MFT better than finetune OOD in 1 of 2 (block, seed) pairs." in md
     rows = json.loads(render(agg, "json"))["paired"]
     ood_rows = {r["comparison"]: r for r in rows if r["metric"] == "ood_mae"}
-    assert set(ood_rows) == {"mft - finetune", "finetune - scratch", "mft - scratch",
-                             "linear-probe - scratch"}  # fmt: skip
+    assert set(ood_rows) == {
+        "mft - finetune",
+        "finetune - scratch",
+        "mft - scratch",
+        "linear-probe - scratch",
+        "lp-ft - finetune",
+    }  # no l2-sp run: no row
+    lpft = ood_rows["lp-ft - finetune"]
+    assert lpft["a_better"] == 2 and lpft["mean"] == pytest.approx(-0.0035 * 27211.386245988)
     lp = ood_rows["linear-probe - scratch"]  # the teacher control's test
     assert lp["a_better"] == 1 and lp["mean"] == pytest.approx(-0.0025 * 27211.386245988)
     fs = ood_rows["finetune - scratch"]

@@ -145,3 +145,39 @@ def test_per_target_settings_merge_under_the_strategy_ones(benv):
 def test_bad_per_target_settings_are_one_clear_error(benv, extra, message):
     with pytest.raises(InputError, match=message):
         load_spec(benv.spec(extra=extra))
+
+
+def _two_targets(benv, extra: str) -> Path:
+    path = benv.spec(extra=extra)
+    path.write_text(path.read_text().replace('targets = ["gap"]', 'targets = ["gap", "alpha"]'))
+    return path
+
+
+def test_strategies_by_target_restricts_the_cells_of_one_target(benv):
+    from atomcollapse.bench.cells import expand
+    from atomcollapse.bench.pipeline import make_plan
+
+    spec = load_spec(_two_targets(benv, '[strategies_by_target]\nalpha = ["finetune"]\n'))
+    assert spec.target_strategies == {"alpha": ("finetune",)}
+    (m,) = spec.models
+    assert spec.strategies_for(m, "gap") == ("scratch", "finetune", "mft")
+    assert spec.strategies_for(m, "alpha") == ("finetune",)
+    cells = {(k.target, k.strategy, k.seed) for k in expand(spec)}
+    assert cells == {(t, s, seed) for t, s in [("gap", "scratch"), ("gap", "finetune"),
+                                               ("gap", "mft"), ("alpha", "finetune")]
+                     for seed in (0, 1)}  # fmt: skip
+    plan = make_plan(spec, benv.root / "out", None, create=True)
+    planned = [(c.key.target, c.key.strategy) for c in plan.cells]
+    assert len(planned) == 8 and planned.count(("alpha", "finetune")) == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [('[strategies_by_target]\nhomo = ["finetune"]\n', "'homo' is not among the spec's targets"),
+     ('[strategies_by_target]\nalpha = ["l2-sp"]\n', "'l2-sp' is not among the spec's strategies"),
+     ("[strategies_by_target]\nalpha = []\n", "'strategies_by_target.alpha' must not be empty"),
+     ('[strategies_by_target]\nalpha = "finetune"\n', "must be list, not str")],
+)  # fmt: skip
+def test_bad_strategies_by_target_is_one_clear_error(benv, extra, message):
+    with pytest.raises(InputError, match=message):
+        load_spec(_two_targets(benv, extra))
