@@ -113,7 +113,7 @@ def test_bad_options_exit_2(benv, capsys, args, message):
     assert rc == 2 and message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["paper-qm9", "scaffold-qm9", "materials-composition", "smoke"])
+@pytest.mark.parametrize("name", sorted(p.stem for p in BENCHMARKS.glob("*.toml")))
 def test_shipped_specs_are_valid(name):
     spec = load_spec(BENCHMARKS / f"{name}.toml")
     assert spec.name == name
@@ -181,3 +181,13 @@ def test_strategies_by_target_restricts_the_cells_of_one_target(benv):
 def test_bad_strategies_by_target_is_one_clear_error(benv, extra, message):
     with pytest.raises(InputError, match=message):
         load_spec(_two_targets(benv, extra))
+
+
+def test_the_evidence_study_runs_lp_ft_and_l2_sp_on_the_gap_only():
+    from atomcollapse.bench.cells import expand
+
+    keys = expand(load_spec(BENCHMARKS / "evidence-cpu.toml"))
+    per_target = {t: {k.strategy for k in keys if k.target == t} for t in ("gap", "cv")}
+    four = {"scratch", "finetune", "linear-probe", "mft"}
+    assert per_target == {"gap": four | {"lp-ft", "l2-sp"}, "cv": four}
+    assert len(keys) == 30 and {k.seed for k in keys} == {0, 1, 2}
