@@ -13,7 +13,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from atomcollapse.artifacts import header, sha256_file, write_json_atomic, write_text_atomic
+from atomcollapse.artifacts import (
+    MANIFEST,
+    header,
+    sha256_file,
+    write_json_atomic,
+    write_text_atomic,
+)
 from atomcollapse.bench.cells import Cell, RunState, resolve, scan_runs, toml_text
 from atomcollapse.bench.prepare import Inputs, resolve_inputs
 from atomcollapse.bench.runner import Job, Outcome, program
@@ -99,9 +105,7 @@ def train_seconds_by_arm(plan: Plan) -> dict[tuple[str, ...], float]:
         if run is None or not run.finished:
             continue
         try:
-            wall = float(
-                json.loads((run.path / "manifest.json").read_text())["train_seconds"]["wall"]
-            )
+            wall = float(json.loads((run.path / MANIFEST).read_text())["train_seconds"]["wall"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
         seconds[_arm(c)] = max(seconds.get(_arm(c), 0.0), wall)

@@ -256,16 +256,23 @@ def parse_spec(raw: dict[str, Any], path: Path) -> Spec:
 def _target_strategies(
     t: TableReader, strategies: tuple[str, ...], targets: tuple[str, ...]
 ) -> dict[str, tuple[str, ...]]:
-    out = {}
+    out: dict[str, tuple[str, ...]] = {}
     for target in t.data:
         if target not in targets:
             t.fail(f"{t.key(target)!r}: {target!r} is not among the spec's targets")
-        own = t.strings(target)
-        for s in own:
-            if s not in strategies:
-                t.fail(f"{t.key(target)!r}: {s!r} is not among the spec's strategies")
-        out[target] = own
+        own = _strategy_subset(t, target, strategies)
+        if own is not None:  # the key is there: None never comes back here
+            out[target] = own
     return out
+
+
+def _strategy_subset(t: TableReader, k: str, strategies: tuple[str, ...]) -> tuple[str, ...] | None:
+    """``t[k]``: a list of the spec's strategies (None where ``k`` is absent)."""
+    own = t.strings(k, None)
+    for s in own or ():
+        if s not in strategies:
+            t.fail(f"{t.key(k)!r}: {s!r} is not among the spec's strategies")
+    return own
 
 
 def _unique(r: TableReader, what: str, names: list[str]) -> None:
@@ -365,10 +372,7 @@ def _model(t: TableReader, base: Path, strategies: tuple[str, ...]) -> ModelSpec
     if checkpoint is not None and adapter is not None:
         t.fail(f"{t.where}: give 'checkpoint' or 'adapter', not both")
     ff = t.get("ff_data", str, None)
-    own = t.strings("strategies", None)
-    for s in own or ():
-        if s not in strategies:
-            t.fail(f"{t.key('strategies')!r}: {s!r} is not among the spec's strategies")
+    own = _strategy_subset(t, "strategies", strategies)
     name = t.get("name", str, None) or adapter or (Path(checkpoint).parent.name if checkpoint
                                                     else "scratch")  # fmt: skip
     sources = tuple(s if s.startswith("{data_root}") else str(_path(s, base))

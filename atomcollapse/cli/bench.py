@@ -41,8 +41,8 @@ def bench(
     ] = None,
 ) -> None:
     """Ingest, split, train every cell (skipping finished ones; unfinished runs resume first,
-    then seed by seed, longest arms first), then report and collapse; ends with ``<out>/report.html``, the whole
-    study on one self-contained page."""
+    then seed by seed, longest arms first), then report and collapse; ends with
+    ``<out>/report.html``, the whole study on one self-contained page."""
     import time
 
     from atomcollapse.bench.spec import load_spec
